@@ -1,0 +1,311 @@
+//! The decision engine: compiled rules behind an index, and the decide path.
+//!
+//! The index has one bucket per action. In each bucket, allow and deny rules are listed
+//! apart and split by the caller's exact subject (for rules whose principal names one), by
+//! exact database name (for rules whose scopes all name one), and the rest. A decision
+//! looks at three short lists instead of every rule, in rule order, and allocates only the
+//! strings of the returned [`Decision`].
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use crate::action::{self, ACTIONS, ActionSet, Requirement};
+use crate::condition::Subject;
+use crate::request::{BatchOperation, Context, Principal, Request};
+use crate::rule::{CompiledRule, Target};
+use crate::{Decision, Effect};
+
+/// Compiled rules and their index.
+#[derive(Debug)]
+pub(crate) struct Engine {
+    pub(crate) rules: Box<[CompiledRule]>,
+    buckets: Box<[Bucket]>,
+}
+
+#[derive(Debug, Default)]
+struct Bucket {
+    allow: RuleLists,
+    deny: RuleLists,
+}
+
+/// Rule indexes in ascending order, split so that one request needs three lists.
+#[derive(Debug, Default)]
+struct RuleLists {
+    by_subject: HashMap<Box<str>, Vec<u32>>,
+    by_database: HashMap<Box<str>, Vec<u32>>,
+    rest: Vec<u32>,
+}
+
+impl RuleLists {
+    fn add(&mut self, index: u32, rule: &CompiledRule) {
+        if let Some(subject) = rule.principal.as_ref().and_then(|p| p.exact_subject()) {
+            self.by_subject
+                .entry(subject.into())
+                .or_default()
+                .push(index);
+            return;
+        }
+        let databases: Option<Vec<&str>> = rule.scopes.iter().map(|s| s.exact_database()).collect();
+        match databases {
+            Some(mut databases) if !databases.is_empty() => {
+                databases.sort_unstable();
+                databases.dedup();
+                for database in databases {
+                    self.by_database
+                        .entry(database.into())
+                        .or_default()
+                        .push(index);
+                }
+            }
+            _ => self.rest.push(index),
+        }
+    }
+
+    fn candidates(&self, subject: &str, database: Option<&str>) -> [&[u32]; 3] {
+        let by_subject = self.by_subject.get(subject).map_or(&[][..], Vec::as_slice);
+        let by_database = database
+            .and_then(|name| self.by_database.get(name))
+            .map_or(&[][..], Vec::as_slice);
+        [by_subject, by_database, &self.rest]
+    }
+}
+
+/// Returns the first index, in ascending order over the three sorted lists, for which
+/// `applies` is true.
+fn first_in_order(lists: [&[u32]; 3], mut applies: impl FnMut(u32) -> bool) -> Option<u32> {
+    let mut cursors = [0usize; 3];
+    loop {
+        let next = (0..3)
+            .filter_map(|list| lists[list].get(cursors[list]).map(|index| (*index, list)))
+            .min()?;
+        let (index, list) = next;
+        cursors[list] += 1;
+        if applies(index) {
+            return Some(index);
+        }
+    }
+}
+
+/// The result for one operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Allowed(u32),
+    Denied(u32),
+    NoMatch,
+}
+
+impl Engine {
+    pub(crate) fn new(rules: Vec<CompiledRule>) -> Engine {
+        let mut buckets: Vec<Bucket> = (0..ACTIONS.len()).map(|_| Bucket::default()).collect();
+        for (index, rule) in rules.iter().enumerate() {
+            // A policy has far fewer than 2^32 rules: parsing a file of that size is not
+            // possible in memory.
+            let index = index as u32;
+            for bit in rule.actions.indexes() {
+                let bucket = &mut buckets[bit];
+                match rule.effect {
+                    Effect::Allow => bucket.allow.add(index, rule),
+                    Effect::Deny => bucket.deny.add(index, rule),
+                }
+            }
+        }
+        Engine {
+            rules: rules.into(),
+            buckets: buckets.into(),
+        }
+    }
+
+    /// Decides one operation: the lowest-numbered deny rule that applies wins, then the
+    /// lowest-numbered allow rule, else no rule matched.
+    pub(crate) fn decide_target(&self, target: &Target<'_>, on: &Subject<'_>) -> Outcome {
+        let subject = on.principal.subject.as_str();
+        let applies = |index: u32| self.rules[index as usize].mismatch(target, on).is_none();
+        let denied = target
+            .required
+            .indexes()
+            .filter_map(|bit| {
+                first_in_order(
+                    self.buckets[bit].deny.candidates(subject, target.database),
+                    applies,
+                )
+            })
+            .min();
+        if let Some(index) = denied {
+            return Outcome::Denied(index);
+        }
+        let Some(bit) = target.required.first_index() else {
+            return Outcome::NoMatch;
+        };
+        let allow = self.buckets[bit].allow.candidates(subject, target.database);
+        first_in_order(allow, applies).map_or(Outcome::NoMatch, Outcome::Allowed)
+    }
+
+    pub(crate) fn decide(
+        &self,
+        principal: &Principal,
+        request: &Request,
+        context: &Context,
+    ) -> Decision {
+        if !request.batch.is_empty() {
+            return self.decide_batch(principal, request, context);
+        }
+        let required = match action::requirement(request.operation) {
+            Requirement::Actions(required) => required,
+            Requirement::Batch => {
+                return default_deny(format!(
+                    "a batch request on {} has no operations",
+                    resource_text(request)
+                ));
+            }
+            Requirement::Unsupported => return unsupported(request),
+        };
+        let target = request_target(request, required);
+        let on = subject(principal, request, context, target.partition_key.is_some());
+        let outcome = self.decide_target(&target, &on);
+        self.decision(outcome, || operation_text(request))
+    }
+
+    fn decide_batch(
+        &self,
+        principal: &Principal,
+        request: &Request,
+        context: &Context,
+    ) -> Decision {
+        let mut first_allow = None;
+        for (index, operation) in request.batch.iter().enumerate() {
+            let describe = || batch_operation_text(index, operation, request);
+            let Requirement::Actions(required) = action::item_requirement(operation.kind) else {
+                return default_deny(format!(
+                    "{} is not an item operation that a batch may contain",
+                    describe()
+                ));
+            };
+            let target = batch_target(request, operation, required);
+            let on = subject(principal, request, context, target.partition_key.is_some());
+            match self.decide_target(&target, &on) {
+                Outcome::Allowed(rule) => {
+                    first_allow.get_or_insert(rule);
+                }
+                outcome => return self.decision(outcome, describe),
+            }
+        }
+        let count = request.batch.len();
+        let mut decision = self.decision(
+            first_allow.map_or(Outcome::NoMatch, Outcome::Allowed),
+            || format!("{count} batch operations on {}", resource_text(request)),
+        );
+        decision.reason = format!(
+            "all {count} batch operations on {} are allowed",
+            resource_text(request)
+        );
+        decision
+    }
+
+    fn decision(&self, outcome: Outcome, describe: impl FnOnce() -> String) -> Decision {
+        match outcome {
+            Outcome::Allowed(index) => Decision {
+                effect: Effect::Allow,
+                rule_id: Some(self.rules[index as usize].id.to_string()),
+                reason: format!("{} is allowed", describe()),
+            },
+            Outcome::Denied(index) => Decision {
+                effect: Effect::Deny,
+                rule_id: Some(self.rules[index as usize].id.to_string()),
+                reason: format!("{} is explicitly denied", describe()),
+            },
+            Outcome::NoMatch => default_deny(format!("no rule allows {}", describe())),
+        }
+    }
+}
+
+pub(crate) fn subject<'a>(
+    principal: &'a Principal,
+    request: &'a Request,
+    context: &'a Context,
+    has_partition_key: bool,
+) -> Subject<'a> {
+    Subject {
+        principal,
+        request,
+        context,
+        has_partition_key,
+    }
+}
+
+pub(crate) fn request_target(request: &Request, required: ActionSet) -> Target<'_> {
+    Target {
+        required,
+        database: request.database.as_deref(),
+        container: request.container.as_deref(),
+        item_id: request.item_id(),
+        resource_id: request.resource_id.as_deref(),
+        partition_key: non_empty_key(request.partition_key.as_ref()),
+    }
+}
+
+/// Builds the target of one batch operation: its own item id and partition key, falling
+/// back to the request's partition key.
+pub(crate) fn batch_target<'a>(
+    request: &'a Request,
+    operation: &'a BatchOperation,
+    required: ActionSet,
+) -> Target<'a> {
+    let partition_key = operation
+        .partition_key
+        .as_ref()
+        .or(request.partition_key.as_ref());
+    Target {
+        required,
+        database: request.database.as_deref(),
+        container: request.container.as_deref(),
+        item_id: operation.item_id.as_deref(),
+        resource_id: operation.item_id.as_deref(),
+        partition_key: non_empty_key(partition_key),
+    }
+}
+
+/// Treats `[]` (the header value for "no partition key") as no key.
+fn non_empty_key(key: Option<&crate::PartitionKey>) -> Option<&crate::PartitionKey> {
+    key.filter(|key| !key.components.is_empty())
+}
+
+fn default_deny(reason: String) -> Decision {
+    Decision {
+        effect: Effect::Deny,
+        rule_id: None,
+        reason,
+    }
+}
+
+fn unsupported(request: &Request) -> Decision {
+    default_deny(format!(
+        "{} is not an operation that Cosmoguard policy can allow",
+        operation_text(request)
+    ))
+}
+
+/// Returns the request's resource for messages: `/dbs/shop/colls/orders` or `the account`.
+pub(crate) fn resource_text(request: &Request) -> String {
+    if request.resource_link.is_empty() {
+        "the account".to_owned()
+    } else {
+        format!("/{}", request.resource_link)
+    }
+}
+
+pub(crate) fn operation_text(request: &Request) -> String {
+    format!("{} on {}", request.operation, resource_text(request))
+}
+
+pub(crate) fn batch_operation_text(
+    index: usize,
+    operation: &BatchOperation,
+    request: &Request,
+) -> String {
+    let mut text = format!("batch operation {index} ({}_item", operation.kind.name());
+    if let Some(id) = &operation.item_id {
+        let _ = write!(text, " `{id}`");
+    }
+    let _ = write!(text, " in {})", resource_text(request));
+    text
+}

@@ -1,0 +1,202 @@
+//! Resource paths: from the raw request path to resource type, resource link and names.
+
+use cosmoguard_policy::ResourceType;
+
+use super::ClassifyError;
+
+/// The longest raw path accepted. Cosmos DB ids are at most 255 characters, so even a
+/// fully percent-encoded attachment path stays well below this.
+pub const MAX_PATH_BYTES: usize = 8 * 1024;
+
+/// A parsed resource path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResourcePath {
+    pub resource_type: ResourceType,
+    /// True for a feed (`/dbs/d/colls`): list, query or create. False for one resource.
+    pub is_feed: bool,
+    /// The decoded path without leading and trailing `/` (`dbs/d/colls/c/docs/i`); for a
+    /// feed, the path of its parent (`dbs/d/colls/c` for the docs feed).
+    pub link: String,
+    /// The resource link the service signs: `link` for name-based paths, the lowercased
+    /// resource id for offers, which are always addressed by id.
+    pub signing_link: String,
+    pub database: Option<String>,
+    pub container: Option<String>,
+    /// The id of the addressed resource below a container or user (item, stored
+    /// procedure, permission, ...), or of an offer.
+    pub resource_id: Option<String>,
+}
+
+/// Parses a raw, percent-encoded request path.
+pub fn parse_path(raw_path: &str) -> Result<ResourcePath, ClassifyError> {
+    if raw_path.len() > MAX_PATH_BYTES {
+        return Err(ClassifyError::PathTooLong {
+            length: raw_path.len(),
+            max: MAX_PATH_BYTES,
+        });
+    }
+    let segments = decode_segments(raw_path)?;
+    if segments.is_empty() {
+        return Ok(account_path());
+    }
+    check_keywords(&segments)?;
+    if is_rid_addressed(&segments) {
+        return Err(ClassifyError::AddressedByRid);
+    }
+    Ok(resource_path(&segments))
+}
+
+/// Percent-decodes the raw path once and splits it into segments, skipping empty ones
+/// (doubled or trailing slashes), as the service does.
+fn decode_segments(raw_path: &str) -> Result<Vec<String>, ClassifyError> {
+    let mut segments = Vec::new();
+    for raw_segment in raw_path.split('/').filter(|segment| !segment.is_empty()) {
+        let segment = decode_segment(raw_segment)?;
+        if segment == "." || segment == ".." {
+            return Err(ClassifyError::DotSegment);
+        }
+        segments.push(segment);
+    }
+    Ok(segments)
+}
+
+/// Decodes one segment. `+` stays `+` (paths are never form-encoded), malformed escapes
+/// are rejected, and so are characters no id may contain: a decoded `/` or `\` would
+/// make the service see other segments than the policy saw.
+fn decode_segment(raw_segment: &str) -> Result<String, ClassifyError> {
+    check_escapes(raw_segment)?;
+    let decoded = percent_encoding::percent_decode_str(raw_segment)
+        .decode_utf8()
+        .map_err(|_| ClassifyError::InvalidEncoding)?;
+    for character in decoded.chars() {
+        if character.is_control() {
+            return Err(ClassifyError::ControlCharacter);
+        }
+        if matches!(character, '/' | '\\' | '?' | '#') {
+            return Err(ClassifyError::ForbiddenCharacter { character });
+        }
+    }
+    Ok(decoded.into_owned())
+}
+
+fn check_escapes(raw_segment: &str) -> Result<(), ClassifyError> {
+    let bytes = raw_segment.as_bytes();
+    for (index, byte) in bytes.iter().enumerate() {
+        if *byte != b'%' {
+            continue;
+        }
+        let escape = bytes.get(index + 1..index + 3);
+        let valid = escape.is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit));
+        if !valid {
+            return Err(ClassifyError::InvalidEncoding);
+        }
+    }
+    Ok(())
+}
+
+fn account_path() -> ResourcePath {
+    ResourcePath {
+        resource_type: ResourceType::Account,
+        is_feed: false,
+        link: String::new(),
+        signing_link: String::new(),
+        database: None,
+        container: None,
+        resource_id: None,
+    }
+}
+
+/// Checks every keyword (the even-numbered segments) against the resource types valid
+/// under its parent, so `dbs/d/docs` or `dbs/d/colls/c/colls` is rejected.
+fn check_keywords(segments: &[String]) -> Result<(), ClassifyError> {
+    let mut parent: Option<ResourceType> = None;
+    for keyword in segments.iter().step_by(2) {
+        let child = ResourceType::from_keyword(keyword)
+            .filter(|child| children_of(parent).contains(child))
+            .ok_or_else(|| ClassifyError::UnknownResourceType {
+                keyword: keyword.clone(),
+            })?;
+        parent = Some(child);
+    }
+    Ok(())
+}
+
+/// The resource types that may follow a resource of type `parent` in a path (`None`:
+/// the account, at the start of the path).
+fn children_of(parent: Option<ResourceType>) -> &'static [ResourceType] {
+    use ResourceType::*;
+    match parent {
+        None => &[Database, Offer],
+        Some(Database) => &[Container, User, ClientEncryptionKey],
+        Some(Container) => &[
+            Document,
+            StoredProcedure,
+            UserDefinedFunction,
+            Trigger,
+            Conflict,
+            PartitionKeyRange,
+            Schema,
+        ],
+        Some(User) => &[Permission],
+        Some(Document) => &[Attachment],
+        Some(_) => &[],
+    }
+}
+
+/// Whether a database path addresses its database by resource id, as the .NET SDK does
+/// for partition key ranges. A database RID is 4 bytes in base64 with `-` for `/`, which
+/// is 6 characters and `==`. A name of that shape is also treated as a RID, which errs
+/// on the side of rejecting.
+fn is_rid_addressed(segments: &[String]) -> bool {
+    segments[0] == "dbs" && segments.get(1).is_some_and(|name| is_database_rid(name))
+}
+
+fn is_database_rid(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    bytes.len() == 8
+        && bytes[6..] == *b"=="
+        && bytes[..6]
+            .iter()
+            .all(|byte| byte.is_ascii_alphanumeric() || *byte == b'+' || *byte == b'-')
+}
+
+fn resource_path(segments: &[String]) -> ResourcePath {
+    let is_feed = segments.len() % 2 == 1;
+    let keyword_index = if is_feed { segments.len() - 1 } else { segments.len() - 2 };
+    let resource_type =
+        ResourceType::from_keyword(&segments[keyword_index]).unwrap_or(ResourceType::Account);
+    let link_segments = if is_feed { &segments[..segments.len() - 1] } else { segments };
+    let link = link_segments.join("/");
+
+    let name_after = |keyword: &str| {
+        segments
+            .iter()
+            .step_by(2)
+            .position(|segment| segment == keyword)
+            .and_then(|position| segments.get(position * 2 + 1))
+            .cloned()
+    };
+    // Databases and containers are named by `database` and `container`; `resource_id`
+    // names what sits below them, or an offer.
+    let names_child = !matches!(resource_type, ResourceType::Database | ResourceType::Container);
+    let resource_id = if is_feed || !names_child {
+        None
+    } else {
+        segments.last().cloned()
+    };
+    let signing_link = if resource_type == ResourceType::Offer {
+        resource_id.as_deref().unwrap_or("").to_lowercase()
+    } else {
+        link.clone()
+    };
+
+    ResourcePath {
+        resource_type,
+        is_feed,
+        link,
+        signing_link,
+        database: name_after("dbs"),
+        container: name_after("colls"),
+        resource_id,
+    }
+}

@@ -1,0 +1,68 @@
+//! The subcommands behind `cosmoguard`, kept out of `main.rs` so they can be tested.
+
+use std::path::Path;
+use std::time::SystemTime;
+
+use anyhow::Context as _;
+
+use crate::config::Config;
+use crate::upstream::signing::{MasterKey, format_date};
+
+/// Arguments of `cosmoguard sign`.
+#[derive(clap::Args, Debug)]
+pub struct SignArgs {
+    /// The account key (base64). Prefer --key-env: arguments are visible to other users.
+    #[arg(long, required_unless_present = "key_env", conflicts_with = "key_env")]
+    pub key: Option<String>,
+    /// An environment variable that contains the account key.
+    #[arg(long)]
+    pub key_env: Option<String>,
+    /// The HTTP method, such as GET or POST.
+    #[arg(long)]
+    pub verb: String,
+    /// The resource type keyword (dbs, colls, docs, ...), empty for the account.
+    #[arg(long, default_value = "")]
+    pub resource_type: String,
+    /// The resource link, such as dbs/ToDoList (no leading slash).
+    #[arg(long, default_value = "")]
+    pub resource_link: String,
+    /// The x-ms-date value (RFC 1123, e.g. 'Thu, 27 Apr 2017 00:51:12 GMT'); now by default.
+    #[arg(long)]
+    pub date: Option<String>,
+}
+
+/// Runs the proxy on a multi-threaded runtime.
+pub fn serve(config_path: &Path) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("cosmoguard")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(crate::run::serve(config_path))
+}
+
+/// Checks a configuration and its policy; prints `OK` or every error found.
+pub fn check(config_path: &Path) -> anyhow::Result<()> {
+    let config = Config::load(config_path).map_err(|errors| anyhow::anyhow!("{errors}"))?;
+    crate::run::load_policy(&config.policy_path())?;
+    println!("{}: OK", config_path.display());
+    Ok(())
+}
+
+/// Prints the Authorization header value for one request.
+pub fn sign(arguments: &SignArgs) -> anyhow::Result<()> {
+    let key_text = match (&arguments.key, &arguments.key_env) {
+        (Some(key), _) => key.clone(),
+        (None, Some(variable)) => std::env::var(variable)
+            .with_context(|| format!("environment variable {variable} is not set"))?,
+        (None, None) => anyhow::bail!("pass --key or --key-env"),
+    };
+    let key = MasterKey::from_base64(&key_text)?;
+    let date = arguments.date.clone().unwrap_or_else(|| format_date(SystemTime::now()));
+    let header = key.authorization(&arguments.verb, &arguments.resource_type, &arguments.resource_link, &date);
+    println!("{header}");
+    if arguments.date.is_none() {
+        eprintln!("x-ms-date: {date}");
+    }
+    Ok(())
+}

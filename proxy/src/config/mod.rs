@@ -1,0 +1,257 @@
+//! The proxy's TOML configuration: parsed into typed values at start, with every error
+//! reported at once with its file, line and the fix.
+//!
+//! Relative paths resolve against the directory of the configuration file.
+
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+use url::Url;
+
+use crate::identity::IssuerConfig;
+
+pub use validate::{ConfigError, ConfigErrors};
+
+/// The whole configuration file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub listener: ListenerConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
+    pub upstream: UpstreamConfig,
+    /// The OIDC issuers whose tokens are accepted. At least one is required.
+    #[serde(default)]
+    pub issuers: Vec<IssuerConfig>,
+    pub policy: PolicyConfig,
+    #[serde(default)]
+    pub audit: AuditConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Switches that weaken security, for local use only. Each logs a warning at start.
+    #[serde(default)]
+    pub dangerous: DangerousConfig,
+    /// The directory relative paths resolve against (the configuration file's).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// The data listener that SDKs connect to.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// The socket address to bind, for example `0.0.0.0:8443`.
+    pub address: SocketAddr,
+    /// The URL SDKs reach the proxy at. The account read advertises it as every
+    /// regional endpoint. Defaults to `https://` (or `http://`) plus `address`.
+    pub public_url: Option<Spanned<Url>>,
+    /// The server certificate. Required unless `dangerous.plain_http_listener` is set.
+    pub tls: Option<TlsConfig>,
+}
+
+/// A certificate chain and its private key, both PEM files.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub certificate: Spanned<PathBuf>,
+    pub private_key: Spanned<PathBuf>,
+}
+
+/// The admin listener: `/metrics`, `/healthz`, `/readyz`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Default `127.0.0.1:9464`: loopback only, so metrics are not exposed by accident.
+    #[serde(default = "default_admin_address")]
+    pub address: SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            address: default_admin_address(),
+        }
+    }
+}
+
+fn default_admin_address() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9464))
+}
+
+/// The Cosmos DB account the proxy forwards to.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// The account endpoint, for example `https://myaccount.documents.azure.com`.
+    pub endpoint: Spanned<Url>,
+    /// A PEM file of CA certificates trusted for the account, in place of the system
+    /// roots. For an emulator or a test account with its own CA.
+    pub ca_file: Option<Spanned<PathBuf>>,
+    /// Time allowed to open a connection (TCP and TLS). Default 5 s.
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Time allowed from sending a request to receiving the response headers. Default 65 s,
+    /// above the service's own 60 s limit for a request.
+    #[serde(default = "default_response_timeout", with = "humantime_serde")]
+    pub response_timeout: Duration,
+    /// How long an idle pooled connection is kept. Default 90 s.
+    #[serde(default = "default_pool_idle_timeout", with = "humantime_serde")]
+    pub pool_idle_timeout: Duration,
+    pub credential: CredentialConfig,
+}
+
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_response_timeout() -> Duration {
+    Duration::from_secs(65)
+}
+
+fn default_pool_idle_timeout() -> Duration {
+    Duration::from_secs(90)
+}
+
+/// The proxy's own credential for the account. `kind` chooses the mode; each mode
+/// accepts only its own fields.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialConfig {
+    pub kind: CredentialKind,
+    /// `key`: a file whose only content is the base64 account key.
+    pub key_file: Option<Spanned<PathBuf>>,
+    /// `key`: the name of an environment variable that contains the base64 account key.
+    pub key_env: Option<Spanned<String>>,
+}
+
+/// The credential modes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialKind {
+    /// The account key (primary or secondary), as the emulator and key-based accounts use.
+    Key,
+}
+
+/// Where the policy comes from.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// The policy file (TOML).
+    pub file: Spanned<PathBuf>,
+}
+
+/// The JSON-lines audit log.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// A file to append to, or `-` for standard output (the default).
+    #[serde(default = "default_audit_file")]
+    pub file: String,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            file: default_audit_file(),
+        }
+    }
+}
+
+fn default_audit_file() -> String {
+    "-".to_owned()
+}
+
+/// Size limits on requests and responses.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// The largest total size of request headers; larger requests get 431. Default 64 KiB.
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: usize,
+    /// The largest account-read response read from upstream for rewriting. Default 1 MiB.
+    #[serde(default = "default_max_account_bytes")]
+    pub max_account_response_bytes: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_header_bytes: default_max_header_bytes(),
+            max_account_response_bytes: default_max_account_bytes(),
+        }
+    }
+}
+
+fn default_max_header_bytes() -> usize {
+    64 * 1024
+}
+
+fn default_max_account_bytes() -> usize {
+    1024 * 1024
+}
+
+/// Insecure switches for local development.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DangerousConfig {
+    /// Serve the data listener over plain HTTP, so callers' tokens travel in clear text.
+    #[serde(default)]
+    pub plain_http_listener: bool,
+    /// Accept `http://` issuer, discovery and JWKS URLs, so keys can be forged in transit.
+    #[serde(default)]
+    pub plain_http_issuers: bool,
+    /// Accept an `http://` upstream endpoint (an emulator started without TLS).
+    #[serde(default)]
+    pub plain_http_upstream: bool,
+}
+
+impl Config {
+    /// Reads, parses and checks a configuration file, reporting every error found.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| ConfigErrors::unreadable(path, &error))?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and checks configuration text; `path` names the file in errors and
+    /// anchors relative paths.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+        let mut config: Config =
+            toml::from_str(text).map_err(|error| ConfigErrors::syntax(path, text, &error))?;
+        config.base_dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        validate::check(&config, text, path)?;
+        Ok(config)
+    }
+
+    /// Resolves a path from the configuration against its directory.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        self.base_dir.join(path)
+    }
+
+    /// The URL the account read advertises to SDKs.
+    pub fn public_url(&self) -> Url {
+        if let Some(url) = &self.listener.public_url {
+            return url.get_ref().clone();
+        }
+        let scheme = if self.listener.tls.is_some() { "https" } else { "http" };
+        let text = format!("{scheme}://{}/", self.listener.address);
+        // A scheme and a socket address always form a valid URL.
+        Url::parse(&text).unwrap_or_else(|_| unreachable!("{text} is a valid URL"))
+    }
+
+    /// The policy file, resolved.
+    pub fn policy_path(&self) -> PathBuf {
+        self.resolve(self.policy.file.get_ref())
+    }
+}

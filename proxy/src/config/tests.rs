@@ -1,0 +1,113 @@
+use std::path::Path;
+
+use super::*;
+
+/// Writes the files a valid configuration names into a fresh directory.
+fn fixture() -> (tempfile::TempDir, std::path::PathBuf) {
+    let directory = tempfile::tempdir().unwrap();
+    for file in ["proxy.pem", "proxy-key.pem", "ca.pem", "account.key", "policy.toml"] {
+        std::fs::write(directory.path().join(file), "x").unwrap();
+    }
+    let config_path = directory.path().join("cosmoguard.toml");
+    (directory, config_path)
+}
+
+const VALID: &str = r#"
+[listener]
+address = "127.0.0.2:8443"
+[listener.tls]
+certificate = "proxy.pem"
+private_key = "proxy-key.pem"
+
+[upstream]
+endpoint = "https://127.0.0.1:8081"
+ca_file = "ca.pem"
+connect_timeout = "2s"
+[upstream.credential]
+kind = "key"
+key_file = "account.key"
+
+[[issuers]]
+issuer = "http://127.0.0.1:8080"
+audiences = ["api://cosmoguard"]
+
+[policy]
+file = "policy.toml"
+"#;
+
+#[test]
+fn parses_valid_config_with_defaults() {
+    let (_directory, path) = fixture();
+    let config = Config::parse(VALID, &path).unwrap();
+    assert_eq!(config.listener.address.to_string(), "127.0.0.2:8443");
+    assert_eq!(config.upstream.connect_timeout, Duration::from_secs(2));
+    assert_eq!(config.upstream.response_timeout, Duration::from_secs(65));
+    assert_eq!(config.admin.address.to_string(), "127.0.0.1:9464");
+    assert_eq!(config.audit.file, "-");
+    assert_eq!(config.public_url().as_str(), "https://127.0.0.2:8443/");
+    assert_eq!(config.policy_path(), path.parent().unwrap().join("policy.toml"));
+}
+
+#[test]
+fn reports_syntax_error_with_line() {
+    let text = VALID.replace("connect_timeout = \"2s\"", "connect_timeout = \"soon\"");
+    let (_directory, path) = fixture();
+    let errors = Config::parse(&text, &path).unwrap_err();
+    assert_eq!(errors.0.len(), 1);
+    assert_eq!(errors.0[0].line, 11, "{errors}");
+}
+
+#[test]
+fn rejects_unknown_fields() {
+    let text = VALID.replace("[policy]", "[policy]\nfiel = \"x\"");
+    let (_directory, path) = fixture();
+    let errors = Config::parse(&text, &path).unwrap_err();
+    assert!(errors.to_string().contains("fiel"), "{errors}");
+}
+
+#[test]
+fn reports_every_semantic_error_at_once() {
+    let text = VALID
+        .replace("\"proxy.pem\"", "\"missing.pem\"")
+        .replace("https://127.0.0.1:8081", "http://127.0.0.1:8081")
+        .replace("key_file = \"account.key\"", "")
+        .replace("file = \"policy.toml\"", "file = \"nope.toml\"");
+    let (_directory, path) = fixture();
+    let errors = Config::parse(&text, &path).unwrap_err();
+    let report = errors.to_string();
+    assert_eq!(errors.0.len(), 4, "{report}");
+    assert!(report.contains("listener.tls.certificate"), "{report}");
+    assert!(report.contains("plain http"), "{report}");
+    assert!(report.contains("key_file or key_env"), "{report}");
+    assert!(report.contains("policy.file"), "{report}");
+    let certificate_error = &errors.0[0];
+    assert_eq!(certificate_error.line, 5, "{report}");
+}
+
+#[test]
+fn plain_listener_needs_explicit_switch() {
+    let without_tls = VALID.replace(
+        "[listener.tls]\ncertificate = \"proxy.pem\"\nprivate_key = \"proxy-key.pem\"\n",
+        "",
+    );
+    let (_directory, path) = fixture();
+    let errors = Config::parse(&without_tls, &path).unwrap_err();
+    assert!(errors.to_string().contains("plain_http_listener"), "{errors}");
+
+    let allowed = format!("{without_tls}\n[dangerous]\nplain_http_listener = true\n");
+    let config = Config::parse(&allowed, &path).unwrap();
+    assert_eq!(config.public_url().as_str(), "http://127.0.0.2:8443/");
+}
+
+#[test]
+fn line_column_counts_from_one() {
+    assert_eq!(validate::line_column("ab\ncd", 0), (1, 1));
+    assert_eq!(validate::line_column("ab\ncd", 4), (2, 2));
+    assert_eq!(validate::line_column("ab", 99), (1, 3));
+}
+
+#[test]
+fn missing_file_is_reported() {
+    let errors = Config::load(Path::new("/nonexistent/cosmoguard.toml")).unwrap_err();
+    assert!(errors.to_string().contains("cannot read"), "{errors}");
+}

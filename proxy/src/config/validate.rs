@@ -1,0 +1,221 @@
+//! Checks that serde cannot express: files that must exist, URL schemes, settings that
+//! exclude each other. Every problem is collected, with the line it sits on.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use toml::Spanned;
+
+use super::{Config, CredentialKind};
+
+/// One configuration problem, located in its file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// 1-based line, or 0 when the problem has no single place (a missing section).
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)
+        }
+    }
+}
+
+/// Every problem found in one configuration file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, error) in self.0.iter().enumerate() {
+            if index > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl ConfigErrors {
+    pub(super) fn unreadable(path: &Path, error: &std::io::Error) -> ConfigErrors {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read the configuration file: {error}"),
+        }])
+    }
+
+    pub(super) fn syntax(path: &Path, text: &str, error: &toml::de::Error) -> ConfigErrors {
+        let (line, column) = error
+            .span()
+            .map(|span| line_column(text, span.start))
+            .unwrap_or((0, 0));
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line,
+            column,
+            message: error.message().to_owned(),
+        }])
+    }
+}
+
+/// Converts a byte offset into a 1-based line and column.
+pub(super) fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |newline| newline + 1) + 1;
+    (line, column)
+}
+
+struct Checker<'a> {
+    config: &'a Config,
+    text: &'a str,
+    path: &'a Path,
+    errors: Vec<ConfigError>,
+}
+
+impl Checker<'_> {
+    fn error_at(&mut self, span: Option<Range<usize>>, message: String) {
+        let (line, column) = span.map_or((0, 0), |span| line_column(self.text, span.start));
+        self.errors.push(ConfigError {
+            file: self.path.to_path_buf(),
+            line,
+            column,
+            message,
+        });
+    }
+
+    fn require_file(&mut self, key: &str, path: &Spanned<PathBuf>) {
+        let resolved = self.config.resolve(path.get_ref());
+        if !resolved.is_file() {
+            self.error_at(
+                Some(path.span()),
+                format!("{key}: file {} not found; set it to an existing file", resolved.display()),
+            );
+        }
+    }
+}
+
+/// Checks a parsed configuration; returns every problem found.
+pub(super) fn check(config: &Config, text: &str, path: &Path) -> Result<(), ConfigErrors> {
+    let mut checker = Checker {
+        config,
+        text,
+        path,
+        errors: Vec::new(),
+    };
+    check_listener(&mut checker);
+    check_upstream(&mut checker);
+    check_rest(&mut checker);
+    if checker.errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigErrors(checker.errors))
+    }
+}
+
+fn check_listener(checker: &mut Checker<'_>) {
+    let listener = &checker.config.listener;
+    let plain = checker.config.dangerous.plain_http_listener;
+    match (&listener.tls, plain) {
+        (None, false) => checker.error_at(
+            None,
+            "listener.tls is missing; configure a certificate and key, or set \
+             dangerous.plain_http_listener = true for local use"
+                .to_owned(),
+        ),
+        (Some(tls), true) => checker.error_at(
+            Some(tls.certificate.span()),
+            "listener.tls and dangerous.plain_http_listener exclude each other; remove one".to_owned(),
+        ),
+        (Some(tls), false) => {
+            checker.require_file("listener.tls.certificate", &tls.certificate);
+            checker.require_file("listener.tls.private_key", &tls.private_key);
+        }
+        (None, true) => {}
+    }
+    if let Some(url) = &listener.public_url
+        && !matches!(url.get_ref().scheme(), "http" | "https")
+    {
+        checker.error_at(
+            Some(url.span()),
+            format!("listener.public_url: {} must be an http or https URL", url.get_ref()),
+        );
+    }
+}
+
+fn check_upstream(checker: &mut Checker<'_>) {
+    let upstream = &checker.config.upstream;
+    let endpoint = &upstream.endpoint;
+    let allow_plain = checker.config.dangerous.plain_http_upstream;
+    match endpoint.get_ref().scheme() {
+        "https" => {}
+        "http" if allow_plain => {}
+        "http" => checker.error_at(
+            Some(endpoint.span()),
+            format!(
+                "upstream.endpoint: {} is plain http; use https, or set \
+                 dangerous.plain_http_upstream = true for a local emulator",
+                endpoint.get_ref()
+            ),
+        ),
+        other => checker.error_at(
+            Some(endpoint.span()),
+            format!("upstream.endpoint: the scheme {other:?} is not supported; use https"),
+        ),
+    }
+    if let Some(ca_file) = &upstream.ca_file {
+        checker.require_file("upstream.ca_file", ca_file);
+    }
+    let credential = &upstream.credential;
+    match credential.kind {
+        CredentialKind::Key => match (&credential.key_file, &credential.key_env) {
+            (Some(file), None) => checker.require_file("upstream.credential.key_file", file),
+            (None, Some(_)) => {}
+            (Some(file), Some(_)) => checker.error_at(
+                Some(file.span()),
+                "upstream.credential: key_file and key_env exclude each other; keep one".to_owned(),
+            ),
+            (None, None) => checker.error_at(
+                None,
+                "upstream.credential: kind = \"key\" needs key_file or key_env".to_owned(),
+            ),
+        },
+    }
+}
+
+fn check_rest(checker: &mut Checker<'_>) {
+    if checker.config.issuers.is_empty() {
+        checker.error_at(
+            None,
+            "no [[issuers]] configured; add at least one OIDC issuer whose tokens are accepted"
+                .to_owned(),
+        );
+    }
+    let policy_file = checker.config.policy.file.clone();
+    checker.require_file("policy.file", &policy_file);
+
+    let audit_file = &checker.config.audit.file;
+    if audit_file != "-" {
+        let resolved = checker.config.resolve(Path::new(audit_file));
+        let directory = resolved.parent().map(Path::to_path_buf).unwrap_or_default();
+        if !directory.as_os_str().is_empty() && !directory.is_dir() {
+            checker.error_at(
+                None,
+                format!("audit.file: directory {} not found", directory.display()),
+            );
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! The cache of verified tokens, so a repeated token costs a hash and a lookup.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cosmoguard_policy::Principal;
+use moka::Expiry;
+use moka::sync::Cache;
+use sha2::{Digest, Sha256};
+
+/// The cache key: SHA-256 of the token, so the cache holds no bearer token.
+pub(crate) type TokenDigest = [u8; 32];
+
+/// A verified token.
+#[derive(Clone, Debug)]
+pub(crate) struct CachedToken {
+    pub(crate) principal: Arc<Principal>,
+    pub(crate) issuer_index: usize,
+    /// The key that verified the token. A hit counts only while this key is published.
+    pub(crate) key_fingerprint: [u8; 32],
+    /// The token's `exp`, in Unix seconds.
+    pub(crate) expires_at: i64,
+    time_to_live: Duration,
+}
+
+impl CachedToken {
+    /// Describes a token verified at `now` (Unix seconds). Returns `None` when it expires
+    /// within a second, because caching it would gain nothing.
+    pub(crate) fn new(
+        principal: Arc<Principal>,
+        issuer_index: usize,
+        key_fingerprint: [u8; 32],
+        expires_at: i64,
+        now: i64,
+    ) -> Option<CachedToken> {
+        let seconds_left = u64::try_from(expires_at.checked_sub(now)?).ok()?;
+        if seconds_left == 0 {
+            return None;
+        }
+        Some(CachedToken {
+            principal,
+            issuer_index,
+            key_fingerprint,
+            expires_at,
+            time_to_live: Duration::from_secs(seconds_left),
+        })
+    }
+}
+
+/// Removes each entry when its token expires.
+struct TokenExpiry;
+
+impl Expiry<TokenDigest, CachedToken> for TokenExpiry {
+    fn expire_after_create(
+        &self,
+        _digest: &TokenDigest,
+        token: &CachedToken,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(token.time_to_live)
+    }
+}
+
+/// A bounded cache of verified tokens, or a disabled one when the capacity is zero.
+#[derive(Clone)]
+pub(crate) struct TokenCache {
+    entries: Option<Cache<TokenDigest, CachedToken>>,
+}
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("enabled", &self.entries.is_some())
+            .finish()
+    }
+}
+
+impl TokenCache {
+    pub(crate) fn new(capacity: u64) -> TokenCache {
+        let entries = (capacity > 0).then(|| {
+            Cache::builder()
+                .max_capacity(capacity)
+                .expire_after(TokenExpiry)
+                .build()
+        });
+        TokenCache { entries }
+    }
+
+    pub(crate) fn is_enabled(&self) -> bool {
+        self.entries.is_some()
+    }
+
+    pub(crate) fn digest(token: &str) -> TokenDigest {
+        Sha256::digest(token.as_bytes()).into()
+    }
+
+    pub(crate) fn get(&self, digest: &TokenDigest) -> Option<CachedToken> {
+        self.entries.as_ref()?.get(digest)
+    }
+
+    pub(crate) fn insert(&self, digest: TokenDigest, token: CachedToken) {
+        if let Some(entries) = &self.entries {
+            entries.insert(digest, token);
+        }
+    }
+
+    pub(crate) fn remove(&self, digest: &TokenDigest) {
+        if let Some(entries) = &self.entries {
+            entries.invalidate(digest);
+        }
+    }
+}

@@ -1,0 +1,405 @@
+//! Caller authentication: OIDC access tokens from any configured issuer.
+//!
+//! A request carries a JWT as `Authorization: Bearer <jwt>` or in the Cosmos DB Entra ID
+//! form `type=aad&ver=1.0&sig=<jwt>`. The token's unverified `iss` picks one `[[issuers]]`
+//! entry, whose keys come from its JWKS (found by OIDC discovery unless configured). The
+//! signature, `iss`, `aud`, `exp`, `nbf` and `iat` are then checked and the claims mapped
+//! into a [`Principal`]. Keys are fetched by one background task per issuer; requests never
+//! perform network I/O. Verified tokens are cached until their `exp`.
+
+mod cache;
+mod client;
+mod config;
+mod credential;
+mod error;
+mod issuer;
+mod keys;
+mod metrics;
+mod principal;
+mod routing;
+mod token;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cosmoguard_policy::Principal;
+use tokio::sync::Notify;
+use tokio::task::AbortHandle;
+
+pub use config::{ClaimMapping, IssuerConfig, SigningAlgorithm, TENANT_PLACEHOLDER};
+pub use error::{AuthError, ConfigError};
+
+use cache::{CachedToken, TokenCache, TokenDigest};
+use client::{ClientSettings, DocumentClient};
+use issuer::Issuer;
+use keys::VerificationKey;
+use metrics::{IdentityMetrics, UNKNOWN_ISSUER_LABEL};
+use routing::{IssuerDirectory, Route};
+use token::{TimeCheck, UnverifiedToken};
+
+/// Settings of the authenticator that are not per issuer.
+#[derive(Clone, Debug)]
+pub struct AuthenticatorOptions {
+    /// Allows `http://` issuer, discovery and JWKS URLs (`[dangerous] plain_http_issuers`).
+    /// Default: false.
+    pub allow_plain_http: bool,
+    /// A PEM file of extra CA certificates trusted for https issuers, on top of the system
+    /// roots. Default: none.
+    pub extra_ca_file: Option<PathBuf>,
+    /// The largest accepted token, in bytes. Default: 16 KiB, the limit the Cosmos DB .NET
+    /// SDK enforces for Entra ID tokens.
+    pub max_token_size: usize,
+    /// The maximum number of verified tokens cached; 0 disables the cache.
+    /// Default: 100,000.
+    pub token_cache_capacity: u64,
+    /// The TCP connect timeout for discovery and JWKS requests. Default: 5 s.
+    pub connect_timeout: Duration,
+    /// The total timeout of one discovery or JWKS request. Default: 10 s.
+    pub request_timeout: Duration,
+    /// How long a request waits for a key fetch in flight (first fetch, or a refetch for an
+    /// unknown `kid`) before it fails. Default: 2 s.
+    pub key_fetch_wait: Duration,
+}
+
+impl Default for AuthenticatorOptions {
+    fn default() -> AuthenticatorOptions {
+        AuthenticatorOptions {
+            allow_plain_http: false,
+            extra_ca_file: None,
+            max_token_size: 16 * 1024,
+            token_cache_capacity: 100_000,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+            key_fetch_wait: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Returns the current time in Unix seconds.
+type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// Authenticates requests against the configured issuers. Cloning is cheap: clones share
+/// the key sets, the token cache and the background tasks, which stop when the last
+/// clone is dropped.
+#[derive(Clone)]
+pub struct Authenticator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    directory: IssuerDirectory,
+    cache: TokenCache,
+    metrics: IdentityMetrics,
+    options: AuthenticatorOptions,
+    clock: Clock,
+    keys_changed: Arc<Notify>,
+    refresh_tasks: Vec<AbortHandle>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for task in &self.refresh_tasks {
+            task.abort();
+        }
+    }
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let issuers: Vec<&str> = self
+            .inner
+            .directory
+            .issuers()
+            .iter()
+            .map(|issuer| issuer.name())
+            .collect();
+        f.debug_struct("Authenticator")
+            .field("issuers", &issuers)
+            .field("options", &self.inner.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    /// Checks the issuer configuration, registers the metrics and starts one background
+    /// key-fetch task per issuer (with `tokio::spawn`, so it must run inside a Tokio
+    /// runtime). Never waits on the network: see [`Authenticator::wait_ready`].
+    pub fn start(
+        issuers: Vec<IssuerConfig>,
+        options: AuthenticatorOptions,
+        registry: &prometheus::Registry,
+    ) -> Result<Authenticator, ConfigError> {
+        Authenticator::start_with_clock(issuers, options, registry, Arc::new(unix_now))
+    }
+
+    fn start_with_clock(
+        issuers: Vec<IssuerConfig>,
+        options: AuthenticatorOptions,
+        registry: &prometheus::Registry,
+        clock: Clock,
+    ) -> Result<Authenticator, ConfigError> {
+        let issuers = build_issuers(issuers, options.allow_plain_http)?;
+        let client = DocumentClient::new(&ClientSettings {
+            allow_plain_http: options.allow_plain_http,
+            extra_ca_file: options.extra_ca_file.as_deref(),
+            connect_timeout: options.connect_timeout,
+            request_timeout: options.request_timeout,
+        })?;
+        let metrics = IdentityMetrics::register(registry)?;
+
+        let keys_changed = Arc::new(Notify::new());
+        let mut refresh_tasks = Vec::with_capacity(issuers.len());
+        for issuer in &issuers {
+            metrics.add_issuer(issuer.name());
+            let task = tokio::spawn(Arc::clone(issuer).run_refresh(
+                client.clone(),
+                metrics.clone(),
+                Arc::clone(&keys_changed),
+            ));
+            refresh_tasks.push(task.abort_handle());
+        }
+        tracing::info!(
+            identity.issuers = issuers.len(),
+            identity.plain_http_allowed = options.allow_plain_http,
+            "Started fetching issuer signing keys"
+        );
+
+        Ok(Authenticator {
+            inner: Arc::new(Inner {
+                directory: IssuerDirectory::new(issuers),
+                cache: TokenCache::new(options.token_cache_capacity),
+                metrics,
+                options,
+                clock,
+                keys_changed,
+                refresh_tasks,
+            }),
+        })
+    }
+
+    /// Authenticates one request from its headers and returns a copy of the principal.
+    /// Never performs network I/O on the caller's task: it may wait (up to
+    /// `key_fetch_wait`) for a background fetch.
+    pub async fn authenticate(&self, headers: &http::HeaderMap) -> Result<Principal, AuthError> {
+        self.authenticate_shared(headers)
+            .await
+            .map(|principal| Principal::clone(&principal))
+    }
+
+    /// Like [`Authenticator::authenticate`], but returns the principal shared with the token
+    /// cache, which saves a copy of every claim on each request.
+    pub async fn authenticate_shared(
+        &self,
+        headers: &http::HeaderMap,
+    ) -> Result<Arc<Principal>, AuthError> {
+        let mut issuer_index = None;
+        let result = self.inner.authenticate(headers, &mut issuer_index).await;
+
+        let issuer = issuer_index
+            .map(|index| self.inner.directory.issuers()[index].name())
+            .unwrap_or(UNKNOWN_ISSUER_LABEL);
+        match &result {
+            Ok(_) => self.inner.metrics.record_validation(issuer, "valid"),
+            Err(error) => {
+                self.inner.metrics.record_validation(issuer, error.reason());
+                tracing::debug!(
+                    auth.issuer = issuer,
+                    auth.reason = error.reason(),
+                    %error,
+                    "Rejected the request's token"
+                );
+            }
+        }
+        result
+    }
+
+    /// Returns true once every issuer with `required = true` has usable keys.
+    pub fn is_ready(&self) -> bool {
+        self.inner
+            .directory
+            .issuers()
+            .iter()
+            .filter(|issuer| issuer.config.required)
+            .all(|issuer| issuer.is_ready())
+    }
+
+    /// Waits until [`Authenticator::is_ready`] or until `timeout`; returns readiness.
+    pub async fn wait_ready(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let keys_changed = self.inner.keys_changed.notified();
+            tokio::pin!(keys_changed);
+            // Registers the waiter before checking, so a fetch finishing in between is seen.
+            keys_changed.as_mut().enable();
+            if self.is_ready() {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, keys_changed).await.is_err() {
+                return self.is_ready();
+            }
+        }
+    }
+}
+
+impl Inner {
+    async fn authenticate(
+        &self,
+        headers: &http::HeaderMap,
+        issuer_index: &mut Option<usize>,
+    ) -> Result<Arc<Principal>, AuthError> {
+        let token = credential::extract_token(headers, self.options.max_token_size)?;
+        let digest = TokenCache::digest(&token);
+        if let Some(cached) = self.cached_token(&digest) {
+            *issuer_index = Some(cached.issuer_index);
+            return Ok(cached.principal);
+        }
+
+        let unverified = UnverifiedToken::parse(&token)?;
+        let route = self.directory.route(&unverified.claims)?;
+        *issuer_index = Some(route.index);
+
+        let (principal, key, expires_at) = self.verify(&token, &unverified, &route).await?;
+        let principal = Arc::new(principal);
+        let now = (self.clock)();
+        let entry = CachedToken::new(
+            Arc::clone(&principal),
+            route.index,
+            key.fingerprint,
+            expires_at,
+            now,
+        );
+        if let Some(entry) = entry {
+            self.cache.insert(digest, entry);
+        }
+        Ok(principal)
+    }
+
+    /// Returns a cached verification, unless the token has expired since or its issuer no
+    /// longer publishes the key that verified it.
+    fn cached_token(&self, digest: &TokenDigest) -> Option<CachedToken> {
+        if !self.cache.is_enabled() {
+            return None;
+        }
+        let hit = self.cache.get(digest).filter(|cached| {
+            let issuer = &self.directory.issuers()[cached.issuer_index];
+            let key_published = issuer
+                .usable_keys()
+                .is_ok_and(|keys| keys.contains(&cached.key_fingerprint));
+            key_published && (self.clock)() < cached.expires_at
+        });
+        if hit.is_none() {
+            self.cache.remove(digest);
+        }
+        self.metrics.record_cache_lookup(hit.is_some());
+        hit
+    }
+
+    /// Verifies the token against its issuer and maps its claims. Returns the principal,
+    /// the key that verified it and `exp`.
+    async fn verify(
+        &self,
+        token: &str,
+        unverified: &UnverifiedToken,
+        route: &Route<'_>,
+    ) -> Result<(Principal, Arc<VerificationKey>, i64), AuthError> {
+        let issuer = route.issuer;
+        let algorithm = unverified.algorithm;
+        if !issuer.config.algorithms.contains(&algorithm) {
+            return Err(AuthError::DisallowedAlgorithm {
+                alg: algorithm.name().to_owned(),
+            });
+        }
+
+        let key = self.select_key(issuer, unverified).await?;
+        let claims = token::verify_signature(token, &key, algorithm)?;
+
+        // The routing read the unverified payload: check the verified one again.
+        if token::string_claim(&claims, "iss")? != route.expected_iss {
+            return Err(AuthError::UnknownIssuer {
+                issuer: token::truncate(token::string_claim(&claims, "iss")?, 200),
+                hint: None,
+            });
+        }
+        let time_check = TimeCheck {
+            now: (self.clock)(),
+            leeway: issuer.config.leeway.as_secs(),
+        };
+        let expires_at = time_check.check(&claims)?;
+        if !token::audience_matches(&claims, &issuer.audiences)? {
+            return Err(AuthError::WrongAudience {
+                issuer: issuer.name().to_owned(),
+            });
+        }
+
+        let principal = principal::map_principal(claims, &issuer.config.claims)?;
+        Ok((principal, key, expires_at))
+    }
+
+    /// Finds the token's key, waiting (bounded) for a first fetch in flight or for a
+    /// refetch when the token names a key id the issuer has not published.
+    async fn select_key(
+        &self,
+        issuer: &Issuer,
+        unverified: &UnverifiedToken,
+    ) -> Result<Arc<VerificationKey>, AuthError> {
+        let wait = self.options.key_fetch_wait;
+        let keys = match issuer.usable_keys() {
+            Ok(keys) => keys,
+            Err(_) => {
+                issuer.wait_for_fetch(wait).await;
+                issuer
+                    .usable_keys()
+                    .map_err(|reason| issuer.unavailable_error(reason))?
+            }
+        };
+
+        let key_id = unverified.key_id.as_deref();
+        let algorithm = unverified.algorithm;
+        match keys.select(key_id, algorithm) {
+            Ok(key) => return Ok(Arc::clone(key)),
+            Err(keys::KeySelectionError::UnknownKeyId) => {}
+            Err(error) => return Err(error.into_auth_error(issuer.name(), key_id, algorithm)),
+        }
+
+        issuer.refetch_for_unknown_key(wait).await;
+        let keys = issuer
+            .usable_keys()
+            .map_err(|reason| issuer.unavailable_error(reason))?;
+        keys.select(key_id, algorithm)
+            .map(Arc::clone)
+            .map_err(|error| error.into_auth_error(issuer.name(), key_id, algorithm))
+    }
+}
+
+/// Checks every issuer and wraps it for run time, rejecting duplicates.
+fn build_issuers(
+    configs: Vec<IssuerConfig>,
+    allow_plain_http: bool,
+) -> Result<Vec<Arc<Issuer>>, ConfigError> {
+    if configs.is_empty() {
+        return Err(ConfigError::NoIssuers);
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut issuers = Vec::with_capacity(configs.len());
+    for config in configs {
+        config.validate(allow_plain_http)?;
+        if !seen.insert(config.issuer.clone()) {
+            return Err(ConfigError::DuplicateIssuer {
+                issuer: config.issuer,
+            });
+        }
+        issuers.push(Arc::new(Issuer::new(config)?));
+    }
+    Ok(issuers)
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
+}

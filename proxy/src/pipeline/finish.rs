@@ -1,0 +1,238 @@
+//! The end of a request: its audit record, metrics and log line, emitted once when the
+//! response body ends or is dropped.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use cosmoguard_policy::{Decision, Principal, data_action};
+use http::{HeaderMap, Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+
+use crate::audit::{AuditPrincipal, AuditRecord, AuditSink, format_time};
+use crate::body::{BoxError, ProxyBody};
+use crate::classify::Classified;
+use crate::error::ProxyError;
+use crate::metrics::RequestMetrics;
+
+use super::Proxy;
+
+/// The status recorded when the caller went away before a response was sent (the
+/// convention nginx started).
+const CLIENT_CLOSED_REQUEST: u16 = 499;
+
+/// A request's audit record under construction. Emitted exactly once, by [`Drop`] at
+/// the latest, so a cancelled request is recorded too.
+#[derive(Debug)]
+pub struct Finish {
+    audit: Arc<AuditSink>,
+    metrics: RequestMetrics,
+    record: AuditRecord,
+    started: Instant,
+    operation_label: String,
+    emitted: bool,
+}
+
+impl Finish {
+    pub(super) fn start<B>(proxy: &Proxy, request: &Request<B>, peer: Option<SocketAddr>) -> Finish {
+        proxy.metrics.started();
+        let record = AuditRecord {
+            time: format_time(SystemTime::now()),
+            method: request.method().as_str().to_owned(),
+            path: request.uri().path().to_owned(),
+            client_address: peer.map(|peer| peer.to_string()),
+            status: CLIENT_CLOSED_REQUEST,
+            ..AuditRecord::default()
+        };
+        Finish {
+            audit: Arc::clone(&proxy.audit),
+            metrics: proxy.metrics.clone(),
+            record,
+            started: Instant::now(),
+            operation_label: "unknown".to_owned(),
+            emitted: false,
+        }
+    }
+
+    pub(super) fn note_request(&mut self, classified: &Classified) {
+        let request = &classified.request;
+        self.operation_label = request.operation.name();
+        self.record.operation = Some(self.operation_label.clone());
+        self.record.action = Some(data_action(request.operation));
+        self.record.resource_type = Some(classified.signing_resource_type);
+        self.record.resource = Some(request.resource_link.clone());
+        self.record.database = request.database.clone();
+        self.record.container = request.container.clone();
+        self.record.partition_key = request.partition_key.as_ref().map(|key| key.raw.clone());
+    }
+
+    pub(super) fn note_principal(&mut self, principal: &Principal) {
+        self.record.principal = Some(AuditPrincipal {
+            issuer: principal.issuer.clone(),
+            subject: principal.subject.clone(),
+            name: principal.display_name.clone(),
+        });
+    }
+
+    pub(super) fn note_decision(&mut self, decision: &Decision) {
+        self.record.decision = if decision.is_allowed() { "allow" } else { "deny" };
+        self.record.rule = decision.rule_id.clone();
+        self.record.reason = Some(decision.reason.clone());
+    }
+
+    pub(super) fn note_upstream<B>(&mut self, response: &Response<B>, elapsed: Duration) {
+        let headers = response.headers();
+        self.record.substatus = header_number(headers, "x-ms-substatus");
+        self.record.request_charge = header_number(headers, "x-ms-request-charge");
+        self.record.activity_id = header_text(headers, "x-ms-activity-id");
+        self.record.upstream_duration_ms = Some(elapsed.as_secs_f64() * 1000.0);
+    }
+
+    pub(super) fn fail(&mut self, error: &ProxyError) {
+        self.record.decision = error.decision();
+        self.record.error = Some(error.to_string());
+        if self.record.reason.is_none() {
+            self.record.reason = Some(error.reason().to_owned());
+        }
+        if let ProxyError::Unauthenticated(_) = error {
+            self.record.reason = Some(error.reason().to_owned());
+        }
+        log_failure(&self.record, error);
+    }
+
+    /// Attaches this record to the response; it is emitted when the body ends.
+    pub(super) fn attach(mut self, response: Response<ProxyBody>) -> Response<ProxyBody> {
+        self.record.status = response.status().as_u16();
+        if self.record.decision.is_empty() {
+            self.record.decision = "allow";
+        }
+        response.map(|inner| {
+            AuditedBody {
+                inner,
+                finish: Some(self),
+            }
+            .boxed()
+        })
+    }
+
+    fn emit(&mut self, completed: bool) {
+        if self.emitted {
+            return;
+        }
+        self.emitted = true;
+        if self.record.decision.is_empty() {
+            self.record.decision = "error";
+        }
+        let elapsed = self.started.elapsed();
+        self.record.duration_ms = elapsed.as_secs_f64() * 1000.0;
+        self.record.completed = completed;
+        self.metrics.finished(
+            &self.operation_label,
+            self.record.decision,
+            self.record.status,
+            elapsed.as_secs_f64(),
+        );
+        if self.record.decision == "allow" {
+            tracing::debug!(
+                db.operation.name = %self.operation_label,
+                http.response.status_code = self.record.status,
+                "Forwarded request"
+            );
+        }
+        self.audit.record(&self.record);
+    }
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        self.emit(false);
+    }
+}
+
+fn log_failure(record: &AuditRecord, error: &ProxyError) {
+    let subject = record.principal.as_ref().map(|principal| principal.subject.as_str());
+    match error {
+        ProxyError::Denied { .. } => tracing::info!(
+            enduser.id = subject,
+            db.operation.name = record.operation.as_deref(),
+            rule = record.rule.as_deref(),
+            "Denied request"
+        ),
+        error if error.is_retryable() => tracing::warn!(
+            %error,
+            db.operation.name = record.operation.as_deref(),
+            "Request failed"
+        ),
+        error => tracing::info!(
+            %error,
+            db.operation.name = record.operation.as_deref(),
+            "Rejected request"
+        ),
+    }
+}
+
+fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get(name)?.to_str().ok().map(str::to_owned)
+}
+
+fn header_number<T: std::str::FromStr>(headers: &HeaderMap, name: &str) -> Option<T> {
+    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// A response body that emits the request's audit record when it ends or is dropped.
+struct AuditedBody {
+    inner: ProxyBody,
+    finish: Option<Finish>,
+}
+
+impl AuditedBody {
+    fn end(&mut self, completed: bool) {
+        if let Some(mut finish) = self.finish.take() {
+            finish.emit(completed);
+        }
+    }
+}
+
+impl Body for AuditedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(context);
+        match &polled {
+            Poll::Ready(None) => self.end(true),
+            Poll::Ready(Some(Err(error))) => {
+                if let Some(finish) = self.finish.as_mut() {
+                    finish.record.error = Some(format!("response body failed: {error}"));
+                    tracing::warn!(%error, "Response body from the account failed");
+                }
+                self.end(false);
+            }
+            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.end(true),
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for AuditedBody {
+    fn drop(&mut self) {
+        let completed = self.inner.is_end_stream();
+        self.end(completed);
+    }
+}

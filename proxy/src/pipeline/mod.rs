@@ -1,0 +1,204 @@
+//! The request pipeline: every layer a request passes, in order.
+//!
+//! 1. Header size limits, before any parsing.
+//! 2. Authentication of the caller's token, before anything about the request is
+//!    trusted. A caller without a valid token learns nothing about the path.
+//! 3. Classification into a Cosmos operation and resource (also computed before
+//!    authentication, only to enrich the audit record of a rejected request).
+//! 4. The policy decision, which needs both the principal and the classified request.
+//! 5. Signing with the proxy's credential and forwarding, only for allowed requests.
+//! 6. The account-read rewrite, so SDK endpoint discovery keeps using the proxy.
+//!
+//! The audit record and metrics wrap all of it and are emitted when the response body
+//! ends, so they carry the real duration and whether the body completed.
+
+mod finish;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use cosmoguard_policy::{Context, OperationKind, Policy, ResourceType};
+use http::{HeaderMap, Request, Response};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use url::Url;
+
+use crate::account;
+use crate::audit::AuditSink;
+use crate::body::{BoxError, ProxyBody, full};
+use crate::classify::{self, Classified};
+use crate::error::ProxyError;
+use crate::identity::Authenticator;
+use crate::metrics::RequestMetrics;
+use crate::upstream::Upstream;
+
+pub use finish::Finish;
+
+/// Size limits the pipeline enforces.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_header_bytes: usize,
+    pub max_account_response_bytes: usize,
+}
+
+/// Everything a request needs, shared by all connections.
+#[derive(Debug)]
+pub struct Proxy {
+    pub authenticator: Authenticator,
+    pub policy: Arc<ArcSwap<Policy>>,
+    pub upstream: Upstream,
+    pub audit: Arc<AuditSink>,
+    pub metrics: RequestMetrics,
+    pub public_url: Url,
+    pub limits: Limits,
+}
+
+impl Proxy {
+    /// Handles one request from the data listener. Never fails: every error becomes a
+    /// response and an audit record.
+    pub async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        peer: Option<SocketAddr>,
+    ) -> Response<ProxyBody> {
+        let mut finish = Finish::start(&self, &request, peer);
+        match self.process(request, peer, &mut finish).await {
+            Ok(response) => finish.attach(response),
+            Err(error) => {
+                finish.fail(&error);
+                finish.attach(error.to_response())
+            }
+        }
+    }
+
+    async fn process(
+        &self,
+        request: Request<Incoming>,
+        peer: Option<SocketAddr>,
+        finish: &mut Finish,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
+        check_header_size(request.headers(), request.uri(), self.limits.max_header_bytes)?;
+
+        let classified = classify::classify(request.method(), request.uri().path(), request.headers());
+        if let Ok(classified) = &classified {
+            finish.note_request(classified);
+        }
+
+        let principal = self
+            .authenticator
+            .authenticate(request.headers())
+            .await
+            .map_err(ProxyError::Unauthenticated)?;
+        finish.note_principal(&principal);
+
+        let mut classified = classified.map_err(ProxyError::Invalid)?;
+        let (mut parts, body) = request.into_parts();
+        let body = self.prepare_body(body, &mut classified).await?;
+
+        let context = Context {
+            source_address: peer.map(|peer| peer.ip()),
+            unix_time: unix_time(),
+        };
+        let decision = self.policy.load().decide(&principal, &classified.request, &context);
+        finish.note_decision(&decision);
+        if !decision.is_allowed() {
+            return Err(ProxyError::Denied {
+                operation: classified.request.operation.name(),
+                resource: display_resource(&classified),
+            });
+        }
+
+        let is_account_read = is_account_read(&classified);
+        if is_account_read {
+            // The rewrite needs the JSON as sent, not compressed.
+            parts.headers.remove(http::header::ACCEPT_ENCODING);
+        }
+        let upstream_started = Instant::now();
+        let response = self.upstream.send(Request::from_parts(parts, body), &classified).await?;
+        finish.note_upstream(&response, upstream_started.elapsed());
+        self.metrics.observe_upstream(upstream_started.elapsed().as_secs_f64());
+
+        if is_account_read && response.status().is_success() {
+            return self.rewrite_account(response).await;
+        }
+        Ok(response.map(|body| body.map_err(BoxError::from).boxed()))
+    }
+
+    /// Streams the body through, except for a batch, whose operations must be read and
+    /// authorized one by one before anything is forwarded.
+    async fn prepare_body(
+        &self,
+        body: Incoming,
+        classified: &mut Classified,
+    ) -> Result<ProxyBody, ProxyError> {
+        if !classified.needs_body() {
+            return Ok(body.map_err(BoxError::from).boxed());
+        }
+        let bytes = read_limited(body, classify::MAX_BATCH_BODY_BYTES).await?;
+        classified.request.batch = classify::parse_batch(&bytes).map_err(ProxyError::Invalid)?;
+        Ok(full(bytes))
+    }
+
+    async fn rewrite_account(
+        &self,
+        response: Response<Incoming>,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
+        let (mut parts, body) = response.into_parts();
+        let bytes = Limited::new(body, self.limits.max_account_response_bytes)
+            .collect()
+            .await
+            .map_err(|error| ProxyError::UpstreamInvalid(format!("account response: {error}")))?
+            .to_bytes();
+        let rewritten = account::rewrite_account(&bytes, &self.public_url)
+            .map_err(|error| ProxyError::UpstreamInvalid(error.to_string()))?;
+        parts.headers.remove(http::header::CONTENT_LENGTH);
+        parts.headers.remove(http::header::CONTENT_ENCODING);
+        Ok(Response::from_parts(parts, full(Bytes::from(rewritten))))
+    }
+}
+
+fn is_account_read(classified: &Classified) -> bool {
+    let operation = classified.request.operation;
+    operation.resource_type == ResourceType::Account && operation.kind == OperationKind::Read
+}
+
+/// Names the resource in a denial message the way the caller addressed it.
+fn display_resource(classified: &Classified) -> String {
+    match classified.request.resource_link.as_str() {
+        "" => "the account".to_owned(),
+        link => format!("/{link}"),
+    }
+}
+
+/// Rejects requests whose headers and target together exceed the limit, counting each
+/// header as name, value and the four bytes of `: ` and CRLF.
+fn check_header_size(headers: &HeaderMap, uri: &http::Uri, max: usize) -> Result<(), ProxyError> {
+    let size = uri.to_string().len()
+        + headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 4)
+            .sum::<usize>();
+    if size > max {
+        return Err(ProxyError::HeadersTooLarge { size, max });
+    }
+    Ok(())
+}
+
+async fn read_limited(body: Incoming, max: usize) -> Result<Bytes, ProxyError> {
+    match Limited::new(body, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+            Err(ProxyError::BodyTooLarge { max })
+        }
+        Err(error) => Err(ProxyError::BodyRead(error.to_string())),
+    }
+}
+
+fn unix_time() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
+}

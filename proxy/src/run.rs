@@ -1,0 +1,221 @@
+//! Startup and shutdown of `cosmoguard serve`: loads everything the configuration names,
+//! binds the listeners, and stops cleanly on SIGTERM or Ctrl-C.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use arc_swap::ArcSwap;
+use cosmoguard_policy::Policy;
+use prometheus::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use crate::audit::AuditSink;
+use crate::config::Config;
+use crate::identity::{Authenticator, AuthenticatorOptions};
+use crate::metrics::{self, RequestMetrics};
+use crate::pipeline::{Limits, Proxy};
+use crate::server::{self, admin::AdminState};
+use crate::upstream::{MasterKey, Upstream};
+
+/// Time open connections get to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+/// How long startup waits for the issuers' keys before serving anyway. Until keys
+/// arrive, `/readyz` fails and token checks answer 503.
+const READY_WAIT: Duration = Duration::from_secs(10);
+
+/// Runs the proxy until a shutdown signal.
+pub async fn serve(config_path: &Path) -> anyhow::Result<()> {
+    let mut config = Config::load(config_path).map_err(|errors| anyhow::anyhow!("{errors}"))?;
+    warn_dangerous(&config);
+
+    let registry = Registry::new();
+    metrics::register_build_info(&registry)?;
+    let policy = Arc::new(ArcSwap::from_pointee(load_policy(&config.policy_path())?));
+    let upstream = build_upstream(&config)?;
+    let options = AuthenticatorOptions {
+        allow_plain_http: config.dangerous.plain_http_issuers,
+        ..AuthenticatorOptions::default()
+    };
+    let authenticator = Authenticator::start(std::mem::take(&mut config.issuers), options, &registry)
+        .map_err(|error| anyhow::anyhow!("{}: [[issuers]]: {error}", config_path.display()))?;
+    let audit = Arc::new(open_audit(&config, &registry)?);
+    let metrics = RequestMetrics::register(&registry)?;
+
+    let tls = tls_acceptor(&config)?;
+    let data_listener = bind(config.listener.address, "data").await?;
+    let admin_listener = bind(config.admin.address, "admin").await?;
+
+    let proxy = Arc::new(Proxy {
+        authenticator: authenticator.clone(),
+        policy: Arc::clone(&policy),
+        upstream,
+        audit: Arc::clone(&audit),
+        metrics,
+        public_url: config.public_url(),
+        limits: Limits {
+            max_header_bytes: config.limits.max_header_bytes,
+            max_account_response_bytes: config.limits.max_account_response_bytes,
+        },
+    });
+
+    let (stop_sender, stop_receiver) = watch::channel(false);
+    tokio::spawn(watch_signals(stop_sender, policy, config.policy_path()));
+    let admin_state = AdminState {
+        registry,
+        authenticator: authenticator.clone(),
+    };
+    tokio::spawn(server::admin::serve_admin(admin_listener, admin_state, stopped(stop_receiver.clone())));
+
+    if !authenticator.wait_ready(READY_WAIT).await {
+        tracing::warn!("Token signing keys are not loaded yet; requests get 503 until they are");
+    }
+    tracing::info!(
+        public_url = %proxy.public_url,
+        upstream = %proxy.upstream.endpoint(),
+        "Cosmoguard started"
+    );
+    server::serve_data(
+        data_listener,
+        tls,
+        Arc::clone(&proxy),
+        config.limits.max_header_bytes,
+        stopped(stop_receiver),
+        SHUTDOWN_GRACE,
+    )
+    .await;
+
+    drop(proxy);
+    match Arc::try_unwrap(audit) {
+        Ok(mut audit) => audit.close(),
+        Err(_) => tracing::warn!("Audit log still in use at shutdown; queued records may be lost"),
+    }
+    tracing::info!("Cosmoguard stopped");
+    Ok(())
+}
+
+fn warn_dangerous(config: &Config) {
+    let dangerous = &config.dangerous;
+    if dangerous.plain_http_listener {
+        tracing::warn!("dangerous.plain_http_listener is set: callers' tokens travel unencrypted");
+    }
+    if dangerous.plain_http_issuers {
+        tracing::warn!("dangerous.plain_http_issuers is set: token signing keys are fetched unencrypted");
+    }
+    if dangerous.plain_http_upstream {
+        tracing::warn!("dangerous.plain_http_upstream is set: requests to the account are unencrypted");
+    }
+}
+
+/// Reads and checks the policy file; every error is reported with its line.
+pub fn load_policy(path: &Path) -> anyhow::Result<Policy> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read policy file {}", path.display()))?;
+    Policy::parse(&text, &path.display().to_string()).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("invalid policy:\n{}", lines.join("\n"))
+    })
+}
+
+fn build_upstream(config: &Config) -> anyhow::Result<Upstream> {
+    let key = load_key(config)?;
+    let ca_file = config.upstream.ca_file.as_ref().map(|path| config.resolve(path.get_ref()));
+    Upstream::new(
+        &config.upstream,
+        ca_file.as_deref(),
+        key,
+        config.dangerous.plain_http_upstream,
+    )
+    .context("cannot set up the upstream client")
+}
+
+fn load_key(config: &Config) -> anyhow::Result<MasterKey> {
+    let credential = &config.upstream.credential;
+    let text = match (&credential.key_file, &credential.key_env) {
+        (Some(file), _) => {
+            let path = config.resolve(file.get_ref());
+            std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read the account key file {}", path.display()))?
+        }
+        (None, Some(variable)) => std::env::var(variable.get_ref()).with_context(|| {
+            format!(
+                "environment variable {} is not set; it must contain the account key",
+                variable.get_ref()
+            )
+        })?,
+        (None, None) => anyhow::bail!("upstream.credential needs key_file or key_env"),
+    };
+    Ok(MasterKey::from_base64(&text)?)
+}
+
+fn open_audit(config: &Config, registry: &Registry) -> anyhow::Result<AuditSink> {
+    let target = match config.audit.file.as_str() {
+        "-" => "-".to_owned(),
+        file => config.resolve(Path::new(file)).display().to_string(),
+    };
+    AuditSink::open(&target, registry).with_context(|| format!("cannot open the audit log {target}"))
+}
+
+fn tls_acceptor(config: &Config) -> anyhow::Result<Option<TlsAcceptor>> {
+    let Some(tls) = &config.listener.tls else {
+        return Ok(None);
+    };
+    let server_config = server::tls::server_config(
+        &config.resolve(tls.certificate.get_ref()),
+        &config.resolve(tls.private_key.get_ref()),
+    )?;
+    Ok(Some(TlsAcceptor::from(server_config)))
+}
+
+async fn bind(address: std::net::SocketAddr, name: &str) -> anyhow::Result<TcpListener> {
+    let listener = TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot bind the {name} listener to {address}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(listener = name, address = %local, "Listening");
+    Ok(listener)
+}
+
+/// Resolves when the stop flag turns true.
+async fn stopped(mut receiver: watch::Receiver<bool>) {
+    while !*receiver.borrow() {
+        if receiver.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Stops on SIGTERM or Ctrl-C; reloads the policy on SIGHUP, keeping the old one if the
+/// new one is invalid.
+async fn watch_signals(stop: watch::Sender<bool>, policy: Arc<ArcSwap<Policy>>, policy_path: std::path::PathBuf) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut terminate), Ok(mut hangup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
+        tracing::error!("Failed to install signal handlers; stop the proxy with SIGKILL");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+            _ = hangup.recv() => reload_policy(&policy, &policy_path),
+        }
+    }
+    tracing::info!("Shutdown requested");
+    let _ = stop.send(true);
+}
+
+fn reload_policy(policy: &ArcSwap<Policy>, path: &Path) {
+    match load_policy(path) {
+        Ok(new_policy) => {
+            policy.store(Arc::new(new_policy));
+            tracing::info!(policy.file = %path.display(), "Reloaded the policy");
+        }
+        Err(error) => {
+            tracing::error!(policy.file = %path.display(), error = %format!("{error:#}"), "Kept the previous policy: the new one is invalid");
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Listeners: the data listener that SDKs call (TLS or, when configured, plain HTTP;
+//! HTTP/1.1 and HTTP/2) and the admin listener for metrics and health.
+
+pub mod admin;
+pub mod tls;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::pipeline::Proxy;
+
+/// Time allowed for a TLS handshake before the connection is closed.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Time allowed to receive a request's headers, which bounds slow-header attacks.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves the data listener until `shutdown` completes, then waits up to `grace` for
+/// open connections to finish their requests.
+pub async fn serve_data(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    proxy: Arc<Proxy>,
+    max_header_bytes: usize,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) {
+    let graceful = GracefulShutdown::new();
+    let builder = connection_builder(max_header_bytes);
+    tokio::pin!(shutdown);
+
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "Failed to accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "Failed to set TCP_NODELAY");
+        }
+        let proxy = Arc::clone(&proxy);
+        let service = service_fn(move |request| {
+            let proxy = Arc::clone(&proxy);
+            async move { Ok::<_, std::convert::Infallible>(proxy.handle(request, Some(peer)).await) }
+        });
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        match &tls {
+            None => {
+                let connection = builder.serve_connection(TokioIo::new(stream), service);
+                tokio::spawn(watch(peer, watcher.watch(connection.into_owned())));
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Some(stream) = handshake(&acceptor, stream, peer).await else {
+                        return;
+                    };
+                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    watch(peer, watcher.watch(connection.into_owned())).await;
+                });
+            }
+        }
+    }
+
+    drop(listener);
+    tracing::info!(grace_seconds = grace.as_secs(), "Draining open connections");
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!("Grace period ended with connections still open");
+    }
+}
+
+async fn handshake(
+    acceptor: &TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(error)) => {
+            tracing::debug!(%error, client.address = %peer, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(client.address = %peer, "TLS handshake timed out");
+            None
+        }
+    }
+}
+
+async fn watch<E: std::fmt::Display>(
+    peer: SocketAddr,
+    connection: impl Future<Output = Result<(), E>>,
+) {
+    if let Err(error) = connection.await {
+        tracing::debug!(%error, client.address = %peer, "Connection ended with an error");
+    }
+}
+
+/// HTTP/1.1 and HTTP/2 on one listener (ALPN or the HTTP/2 preface decides), with
+/// header buffers sized a little above the pipeline's own limit, so most oversized
+/// requests reach the pipeline and get an audited 431.
+fn connection_builder(max_header_bytes: usize) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size((max_header_bytes + 16 * 1024).max(8192));
+    builder
+        .http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .max_header_list_size(u32::try_from(max_header_bytes + 16 * 1024).unwrap_or(u32::MAX));
+    builder
+}

@@ -1,0 +1,1 @@
+"""Cosmos DB SDK clients that the end-to-end tests drive."""

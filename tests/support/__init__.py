@@ -1,0 +1,1 @@
+"""Stand-ins, launchers and fixtures for the Cosmoguard end-to-end tests."""
