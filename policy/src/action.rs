@@ -215,6 +215,10 @@ impl ActionSet {
         ActionSet(self.0 | other.0)
     }
 
+    pub const fn difference(self, other: ActionSet) -> ActionSet {
+        ActionSet(self.0 & !other.0)
+    }
+
     pub fn intersects(self, other: ActionSet) -> bool {
         self.0 & other.0 != 0
     }

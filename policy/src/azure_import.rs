@@ -166,11 +166,7 @@ fn definition_actions(definition: &RoleDefinition, warnings: &mut Vec<String>) -
         granted = granted.union(known_actions(&permission.data_actions, definition, warnings));
         excluded = excluded.union(known_actions(&permission.not_data_actions, definition, warnings));
     }
-    granted
-        .indexes()
-        .filter(|index| !excluded.names().any(|name| name == action::ACTIONS[*index].name))
-        .map(|index| action::ACTIONS[index].name)
-        .collect()
+    granted.difference(excluded).names().collect()
 }
 
 fn known_actions(names: &[String], definition: &RoleDefinition, warnings: &mut Vec<String>) -> ActionSet {
@@ -191,14 +187,10 @@ fn known_actions(names: &[String], definition: &RoleDefinition, warnings: &mut V
 /// In an Azure role definition `*` means every data action, not the Cosmoguard actions.
 fn azure_meaning(name: &str, set: ActionSet) -> ActionSet {
     if name.trim() == "*" {
-        return action::parse_action(action::AZURE_PREFIX.to_owned().as_str().trim_end_matches('/'))
-            .map_or(set, |_| azure_data_actions());
+        ActionSet::range(0, 10)
+    } else {
+        set
     }
-    set
-}
-
-fn azure_data_actions() -> ActionSet {
-    ActionSet::range(0, 10)
 }
 
 /// Splits an ARM scope into the account name and the Cosmoguard scope (`/`, `/dbs/d` or

@@ -193,3 +193,6 @@ fn scope_covers(outer: &Scope, inner: &Scope) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests;

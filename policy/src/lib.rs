@@ -26,6 +26,7 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use action::{ACTIONS, ActionSet, BUILT_IN_ROLES, Requirement, data_action, requirement};
+pub use azure_import::{AzureImport, ImportError};
 pub use check::{CheckReport, check};
 pub use explain::{Explanation, OperationExplanation, RuleExplanation};
 pub use request::{

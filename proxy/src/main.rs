@@ -34,9 +34,16 @@ enum Command {
         /// The configuration file (TOML).
         #[arg(long, short)]
         config: PathBuf,
+        /// Do not report files that are missing on this machine, for configurations
+        /// written for another machine (a container's mounted certificates and keys).
+        #[arg(long)]
+        skip_missing_files: bool,
     },
     /// Print the master-key Authorization header value for one request.
     Sign(cosmoguard::cli::SignArgs),
+    /// Check, explain and import policies.
+    #[command(subcommand)]
+    Policy(cosmoguard::cli::policy::PolicyCommand),
 }
 
 fn main() -> ExitCode {
@@ -44,8 +51,12 @@ fn main() -> ExitCode {
     init_logging(cli.log_format);
     let result = match cli.command {
         Command::Serve { config } => cosmoguard::cli::serve(&config),
-        Command::Check { config } => cosmoguard::cli::check(&config),
+        Command::Check {
+            config,
+            skip_missing_files,
+        } => cosmoguard::cli::check(&config, !skip_missing_files),
         Command::Sign(arguments) => cosmoguard::cli::sign(&arguments),
+        Command::Policy(command) => cosmoguard::cli::policy::run(&command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

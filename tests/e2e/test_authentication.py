@@ -14,18 +14,19 @@ ITEM_PATH = "/dbs/shop/colls/orders/docs/any-item"
 
 
 def bad_tokens(oidc):
-    """Tokens that the proxy must reject, by case name."""
+    """Tokens that the proxy must reject: case name to (token, audit reason)."""
     claims = {"sub": "orders-app", "aud": AUDIENCE}
     return {
-        "expired": oidc.mint(claims, expires_in=-600),
-        "not yet valid": oidc.mint(claims, not_before=600),
-        "wrong audience": oidc.mint({**claims, "aud": "api://someone-else"}),
-        "no audience": oidc.mint({**claims, "aud": None}),
-        "wrong issuer": oidc.mint({**claims, "iss": "http://127.0.0.1:9/unknown-issuer"}),
-        "bad RS256 signature": oidc.mint(claims, alg="RS256", defect="bad-signature"),
-        "bad ES256 signature": oidc.mint(claims, alg="ES256", defect="bad-signature"),
-        "alg none": oidc.mint(claims, defect="alg-none"),
-        "not a JWT": "not-a-token",
+        # Expiry and not-before are 10 minutes off, well past any clock-skew leeway.
+        "expired": (oidc.mint(claims, expires_in=-600), "expired"),
+        "not yet valid": (oidc.mint(claims, not_before=600), "not_yet_valid"),
+        "wrong audience": (oidc.mint({**claims, "aud": "api://someone-else"}), "wrong_audience"),
+        "no audience": (oidc.mint({**claims, "aud": None}), "missing_claim"),
+        "wrong issuer": (oidc.mint({**claims, "iss": "http://127.0.0.1:9/unknown-issuer"}), "unknown_issuer"),
+        "bad RS256 signature": (oidc.mint(claims, alg="RS256", defect="bad-signature"), "bad_signature"),
+        "bad ES256 signature": (oidc.mint(claims, alg="ES256", defect="bad-signature"), "bad_signature"),
+        "alg none": (oidc.mint(claims, defect="alg-none"), "disallowed_algorithm"),
+        "not a JWT": ("not-a-token", "malformed"),
     }
 
 
@@ -37,13 +38,13 @@ def assert_unauthenticated(response, case):
     assert isinstance(body.get("message"), str) and body["message"], (case, body)
 
 
-def unauthenticated_line(proxy, start, case):
+def unauthenticated_line(proxy, start, case, reason):
     lines = wait_for_audit(proxy, start, lambda line: line.get("path") == ITEM_PATH and line.get("decision") == "unauthenticated")
     assert lines, f"no unauthenticated audit line for case {case!r}"
     line = lines[-1]
     assert line["principal"] is None, (case, line)
     assert line["status"] == 401, (case, line)
-    assert line["reason"], (case, line)
+    assert line["reason"] == reason, (case, line)
     return line
 
 
@@ -51,18 +52,18 @@ def test_missing_token(proxy, certs, double, audit_start, double_start):
     response = request(proxy.url, certs.ca_file, "GET", ITEM_PATH, token=None)
 
     assert_unauthenticated(response, "missing")
-    unauthenticated_line(proxy, audit_start, "missing")
+    unauthenticated_line(proxy, audit_start, "missing", "missing")
     assert double.records()[double_start:] == []
 
 
 def test_invalid_tokens(proxy, certs, oidc, double):
-    for case, token in bad_tokens(oidc).items():
+    for case, (token, reason) in bad_tokens(oidc).items():
         audit_start = len(proxy.audit_lines())
         double_start = len(double.records())
         response = request(proxy.url, certs.ca_file, "GET", ITEM_PATH, token=token)
 
         assert_unauthenticated(response, case)
-        unauthenticated_line(proxy, audit_start, case)
+        unauthenticated_line(proxy, audit_start, case, reason)
         assert double.records()[double_start:] == [], case
 
 
@@ -75,7 +76,7 @@ def test_caller_master_key_rejected(proxy, certs, double, audit_start, double_st
     response = request(proxy.url, certs.ca_file, "GET", ITEM_PATH, headers=headers)
 
     assert_unauthenticated(response, "caller master key")
-    unauthenticated_line(proxy, audit_start, "caller master key")
+    unauthenticated_line(proxy, audit_start, "caller master key", "unsupported_scheme")
     assert double.records()[double_start:] == []
 
 

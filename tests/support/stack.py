@@ -244,7 +244,7 @@ plain_http_issuers = true
 def start_proxy(manager: ProcessManager, config_path: Path, public_url: str, admin_url: str, name: str = "cosmoguard") -> Proxy:
     """Start `cosmoguard serve --config config_path` and wait until /readyz returns 200."""
     argv = [str(cosmoguard_binary()), "serve", "--config", str(config_path)]
-    env = {"RUST_LOG": os.environ.get("RUST_LOG", "info"), "RUST_BACKTRACE": "1"}
+    env = {"RUST_LOG": os.environ.get("RUST_LOG", "info"), "RUST_BACKTRACE": "1", "NO_COLOR": "1"}
     process = manager.start(
         name,
         argv,

@@ -213,24 +213,50 @@ pub struct DangerousConfig {
     pub plain_http_upstream: bool,
 }
 
+/// What a configuration check covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckOptions {
+    /// Report files the configuration names that do not exist on this machine. Off for
+    /// configurations written for another machine, such as a container's mounted secrets.
+    pub require_files: bool,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions {
+            require_files: true,
+        }
+    }
+}
+
 impl Config {
     /// Reads, parses and checks a configuration file, reporting every error found.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        Config::load_with(path, CheckOptions::default())
+    }
+
+    /// Like [`Config::load`], with a choice of what is checked.
+    pub fn load_with(path: &Path, options: CheckOptions) -> Result<Config, ConfigErrors> {
         let text = std::fs::read_to_string(path)
             .map_err(|error| ConfigErrors::unreadable(path, &error))?;
-        Config::parse(&text, path)
+        Config::parse_with(&text, path, options)
     }
 
     /// Parses and checks configuration text; `path` names the file in errors and
     /// anchors relative paths.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+        Config::parse_with(text, path, CheckOptions::default())
+    }
+
+    /// Like [`Config::parse`], with a choice of what is checked.
+    pub fn parse_with(text: &str, path: &Path, options: CheckOptions) -> Result<Config, ConfigErrors> {
         let mut config: Config =
             toml::from_str(text).map_err(|error| ConfigErrors::syntax(path, text, &error))?;
         config.base_dir = path
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_default();
-        validate::check(&config, text, path)?;
+        validate::check(&config, text, path, options)?;
         Ok(config)
     }
 

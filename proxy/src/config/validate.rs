@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
-use super::{Config, CredentialKind};
+use super::{CheckOptions, Config, CredentialKind};
 
 /// One configuration problem, located in its file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,6 +83,7 @@ struct Checker<'a> {
     config: &'a Config,
     text: &'a str,
     path: &'a Path,
+    options: CheckOptions,
     errors: Vec<ConfigError>,
 }
 
@@ -98,6 +99,9 @@ impl Checker<'_> {
     }
 
     fn require_file(&mut self, key: &str, path: &Spanned<PathBuf>) {
+        if !self.options.require_files {
+            return;
+        }
         let resolved = self.config.resolve(path.get_ref());
         if !resolved.is_file() {
             self.error_at(
@@ -109,11 +113,17 @@ impl Checker<'_> {
 }
 
 /// Checks a parsed configuration; returns every problem found.
-pub(super) fn check(config: &Config, text: &str, path: &Path) -> Result<(), ConfigErrors> {
+pub(super) fn check(
+    config: &Config,
+    text: &str,
+    path: &Path,
+    options: CheckOptions,
+) -> Result<(), ConfigErrors> {
     let mut checker = Checker {
         config,
         text,
         path,
+        options,
         errors: Vec::new(),
     };
     check_listener(&mut checker);
@@ -208,7 +218,7 @@ fn check_rest(checker: &mut Checker<'_>) {
     checker.require_file("policy.file", &policy_file);
 
     let audit_file = &checker.config.audit.file;
-    if audit_file != "-" {
+    if audit_file != "-" && checker.options.require_files {
         let resolved = checker.config.resolve(Path::new(audit_file));
         let directory = resolved.parent().map(Path::to_path_buf).unwrap_or_default();
         if !directory.as_os_str().is_empty() && !directory.is_dir() {

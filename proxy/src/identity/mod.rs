@@ -33,6 +33,15 @@ use tokio::task::AbortHandle;
 pub use config::{ClaimMapping, IssuerConfig, SigningAlgorithm, TENANT_PLACEHOLDER};
 pub use error::{AuthError, ConfigError};
 
+/// Maps a token's claims to a principal as an issuer's claim mapping says, for tools
+/// such as `cosmoguard policy explain` that start from claims rather than a token.
+pub fn principal_from_claims(
+    claims: serde_json::Map<String, serde_json::Value>,
+    mapping: &ClaimMapping,
+) -> Result<Principal, AuthError> {
+    principal::map_principal(claims, mapping)
+}
+
 use cache::{CachedToken, TokenCache, TokenDigest};
 use client::{ClientSettings, DocumentClient};
 use issuer::Issuer;

@@ -1,0 +1,212 @@
+use super::*;
+
+fn report(text: &str) -> CheckReport {
+    check(text, "policy.toml")
+}
+
+fn messages(errors: &[PolicyError]) -> Vec<String> {
+    errors.iter().map(ToString::to_string).collect()
+}
+
+const HEADER: &str = "version = 1\n";
+
+#[test]
+fn syntax_error_has_line_and_column() {
+    let report = report("version = 1\n[[rules]\n");
+    assert_eq!(report.errors.len(), 1, "{:?}", messages(&report.errors));
+    assert_eq!(report.errors[0].line, 2);
+    assert!(report.policy.is_none());
+}
+
+#[test]
+fn every_rule_error_is_reported() {
+    let text = format!(
+        "{HEADER}
+[[rules]]
+id = \"a\"
+roles = [\"missing-role\"]
+scopes = [\"/dbs/shop\"]
+
+[[rules]]
+id = \"a\"
+actions = [\"items/reed\"]
+scopes = [\"shop\"]
+
+[[rules]]
+id = \"c\"
+actions = [\"items/read\"]
+scopes = [\"/\"]
+colour = \"blue\"
+
+[[rules]]
+id = \"d\"
+actions = [\"items/read\"]
+scopes = [\"/dbs/{{claims.tid\"]
+when = {{ source_addresses = [\"10.0.0.0/33\"] }}
+"
+    );
+    let report = report(&text);
+    let found = messages(&report.errors);
+    assert_eq!(found.len(), 7, "{found:#?}");
+    assert!(found[0].starts_with("policy.toml:5:10: unknown role `missing-role`"), "{found:#?}");
+    assert!(found[1].starts_with("policy.toml:9:6: duplicate rule id `a`"), "{found:#?}");
+    assert!(found[2].contains("did you mean `items/read`"), "{found:#?}");
+    assert!(found[3].contains("invalid scope `shop`"), "{found:#?}");
+    assert!(found[4].contains("unknown field `colour`"), "{found:#?}");
+    assert!(found[5].contains("is not closed"), "{found:#?}");
+    assert!(found[6].contains("invalid address range `10.0.0.0/33`"), "{found:#?}");
+}
+
+#[test]
+fn missing_version_is_an_error() {
+    let report = report("[[rules]]\nid = \"a\"\nactions = [\"items/read\"]\nscopes = [\"/\"]\n");
+    assert!(messages(&report.errors)[0].contains("missing `version = 1`"));
+}
+
+#[test]
+fn unknown_top_level_key_is_an_error() {
+    let report = report("version = 1\nrule = []\n");
+    assert!(messages(&report.errors)[0].contains("unknown top-level key `rule`"));
+}
+
+#[test]
+fn rule_without_actions_or_scopes_is_an_error() {
+    let report = report("version = 1\n[[rules]]\nid = \"a\"\n");
+    let found = messages(&report.errors);
+    assert!(found.iter().any(|m| m.contains("needs `roles` or `actions`")), "{found:#?}");
+    assert!(found.iter().any(|m| m.contains("needs `scopes`")), "{found:#?}");
+}
+
+#[test]
+fn condition_errors_are_reported() {
+    let text = format!(
+        "{HEADER}
+[[rules]]
+id = \"a\"
+actions = [\"items/read\"]
+scopes = [\"/\"]
+principal = {{ subject = \"x\" }}
+[rules.when]
+days = [\"someday\"]
+hours = \"8-18\"
+not_before = \"yesterday\"
+consistency_levels = [\"Strongest\"]
+claims = {{ level = {{ over = 3 }} }}
+"
+    );
+    let found = messages(&report(&text).errors);
+    assert_eq!(found.len(), 5, "{found:#?}");
+}
+
+#[test]
+fn case_difference_is_a_warning() {
+    let text = format!("{HEADER}[[rules]]\nid = \"a\"\nactions = [\"Items/Read\"]\nscopes = [\"/\"]\nprincipal = {{ subject = \"x\" }}\n");
+    let report = report(&text);
+    assert!(report.errors.is_empty());
+    assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+    assert!(report.warnings[0].message.contains("differs in case"));
+}
+
+#[test]
+fn allow_shadowed_by_deny_is_a_warning() {
+    let text = format!(
+        "{HEADER}
+[[rules]]
+id = \"no-writes\"
+effect = \"deny\"
+actions = [\"items/*\"]
+scopes = [\"/dbs/shop\"]
+
+[[rules]]
+id = \"writer\"
+actions = [\"items/create\"]
+scopes = [\"/dbs/shop/colls/orders\"]
+principal = {{ subject = \"x\" }}
+"
+    );
+    let report = report(&text);
+    assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+    assert!(report.warnings[0].message.contains("earlier deny rule `no-writes`"));
+}
+
+#[test]
+fn partially_shadowed_allow_is_not_flagged() {
+    let text = format!(
+        "{HEADER}
+[[rules]]
+id = \"no-deletes\"
+effect = \"deny\"
+actions = [\"items/delete\"]
+scopes = [\"/\"]
+
+[[rules]]
+id = \"writer\"
+actions = [\"items/*\"]
+scopes = [\"/\"]
+principal = {{ subject = \"x\" }}
+"
+    );
+    assert!(report(&text).warnings.is_empty());
+}
+
+#[test]
+fn rules_that_never_apply_are_warnings() {
+    let text = format!(
+        "{HEADER}
+[[rules]]
+id = \"pk-on-metadata\"
+actions = [\"readMetadata\"]
+scopes = [\"/\"]
+principal = {{ subject = \"x\" }}
+partition_key = [\"a\"]
+
+[[rules]]
+id = \"throughput-in-container\"
+actions = [\"throughput/replace\"]
+scopes = [\"/dbs/shop/colls/orders\"]
+principal = {{ subject = \"x\" }}
+
+[[rules]]
+id = \"items-on-query\"
+actions = [\"executeQuery\"]
+scopes = [\"/\"]
+principal = {{ subject = \"x\" }}
+items = [\"a\"]
+
+[[rules]]
+id = \"everyone\"
+actions = [\"readMetadata\"]
+scopes = [\"/\"]
+"
+    );
+    let report = report(&text);
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let warnings: Vec<&str> = report.warnings.iter().map(|w| w.message.as_str()).collect();
+    assert_eq!(warnings.len(), 4, "{warnings:#?}");
+    assert!(warnings[0].contains("requires a partition key"));
+    assert!(warnings[1].contains("never matches its actions"));
+    assert!(warnings[2].contains("names `items`"));
+    assert!(warnings[3].contains("every authenticated caller"));
+}
+
+#[test]
+fn empty_role_grants_nothing() {
+    let text = format!("{HEADER}[roles.none]\nactions = []\n[[rules]]\nid = \"a\"\nroles = [\"none\"]\nscopes = [\"/\"]\nprincipal = {{ subject = \"x\" }}\n");
+    let report = report(&text);
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(report.warnings.iter().any(|w| w.message.contains("grants nothing")), "{:?}", report.warnings);
+}
+
+#[test]
+fn role_named_like_built_in_is_an_error() {
+    let text = format!("{HEADER}[roles.\"Cosmos DB Built-in Data Reader\"]\nactions = [\"items/read\"]\n");
+    assert!(messages(&report(&text).errors)[0].contains("built-in role"));
+}
+
+#[test]
+fn column_counts_characters() {
+    let text = "version = 1\n[[rules]]\nid = \"é\"\nactions = [\"é\"]\nscopes = [\"/\"]\n";
+    let report = report(text);
+    assert_eq!(report.errors[0].line, 4);
+    assert_eq!(report.errors[0].column, 12);
+}

@@ -1,0 +1,83 @@
+"""The admin listener: health, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+import json
+
+import pytest
+
+from support.processes import free_port, http_status
+from support.proxy_client import request
+
+
+def fetch_text(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read().decode("utf-8")
+
+
+def test_health_and_readiness(proxy):
+    assert http_status(f"{proxy.admin_url}/healthz") == 200
+    assert http_status(f"{proxy.admin_url}/readyz") == 200
+
+
+def test_metrics_pass_promtool(proxy, certs, token_for):
+    # Traffic of several kinds first, so the exposition has labelled series.
+    request(proxy.url, certs.ca_file, "GET", "/", token=token_for("orders-app"))
+    request(proxy.url, certs.ca_file, "GET", "/dbs/shop/colls/orders/docs/none", token=None)
+    request(proxy.url, certs.ca_file, "GET", "/dbs/shop/widgets/x", token=token_for("orders-app"))
+    exposition = fetch_text(f"{proxy.admin_url}/metrics")
+    assert "# TYPE" in exposition
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing; run tests/install.sh"
+
+    checked = subprocess.run([promtool, "check", "metrics"], input=exposition, capture_output=True, text=True, timeout=60)
+
+    assert checked.returncode == 0, f"promtool check metrics failed:\n{checked.stdout}{checked.stderr}"
+
+
+def test_prometheus_scrapes_metrics(proxy, processes, run_dir):
+    """A real Prometheus server scrapes the admin listener."""
+    prometheus = shutil.which("prometheus")
+    if prometheus is None:
+        pytest.fail("prometheus is missing; run tests/install.sh")
+    admin = urllib.parse.urlsplit(proxy.admin_url)
+    directory = run_dir / "prometheus"
+    directory.mkdir(exist_ok=True)
+    config = directory / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        "scrape_configs:\n  - job_name: cosmoguard\n    static_configs:\n"
+        f"      - targets: ['{admin.hostname}:{admin.port}']\n",
+        encoding="utf-8",
+    )
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = processes.start(
+        "prometheus",
+        [
+            prometheus,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={directory / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        ready=lambda: http_status(f"{base}/-/ready") == 200,
+    )
+    try:
+        query = urllib.parse.urlencode({"query": 'up{job="cosmoguard"}'})
+        deadline = time.monotonic() + 30
+        value = None
+        while time.monotonic() < deadline:
+            result = json.loads(fetch_text(f"{base}/api/v1/query?{query}"))["data"]["result"]
+            if result:
+                value = result[0]["value"][1]
+                if value == "1":
+                    break
+            time.sleep(0.5)
+        assert value == "1", f"Prometheus reports up={value} for the admin listener"
+    finally:
+        processes.stop(server)
