@@ -8,8 +8,8 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use cosmoguard_policy::{
-    Context, Operation, OperationKind, PartitionKey, Policy, Principal, Request,
-    RequestProperties, ResourceType,
+    Context, Operation, OperationKind, PartitionKey, Policy, Principal, Request, RequestProperties,
+    ResourceType,
 };
 use serde_json::json;
 
@@ -102,6 +102,9 @@ fn main() {
     samples.sort_unstable();
     let median = samples[samples.len() / 2];
     let p99 = samples[samples.len() * 99 / 100];
-    println!("rules: {}, decisions: {SAMPLES}, allowed: {allowed}", policy.rule_count());
+    println!(
+        "rules: {}, decisions: {SAMPLES}, allowed: {allowed}",
+        policy.rule_count()
+    );
     println!("median: {median} ns, p99: {p99} ns (each timing includes one Instant::now pair)");
 }

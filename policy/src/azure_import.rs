@@ -117,7 +117,10 @@ fn parse_json<T: for<'de> Deserialize<'de>>(text: &str, what: &str) -> Result<Ve
     serde_json::from_str::<OneOrMany<T>>(text)
         .map(OneOrMany::into_vec)
         .map_err(|error| ImportError {
-            message: format!("invalid {what} JSON: {error}; expected the output of `az cosmosdb sql role {}`", az_command(what)),
+            message: format!(
+                "invalid {what} JSON: {error}; expected the output of `az cosmosdb sql role {}`",
+                az_command(what)
+            ),
         })
 }
 
@@ -130,7 +133,10 @@ fn az_command(what: &str) -> &'static str {
 }
 
 /// Returns the roles by lowercase GUID: the built-in roles, then each custom definition.
-fn import_roles(definitions: &[RoleDefinition], warnings: &mut Vec<String>) -> BTreeMap<String, ImportedRole> {
+fn import_roles(
+    definitions: &[RoleDefinition],
+    warnings: &mut Vec<String>,
+) -> BTreeMap<String, ImportedRole> {
     let mut roles = BTreeMap::new();
     for built_in in &BUILT_IN_ROLES {
         let role = ImportedRole {
@@ -139,7 +145,10 @@ fn import_roles(definitions: &[RoleDefinition], warnings: &mut Vec<String>) -> B
         };
         roles.insert(built_in.id.to_owned(), role);
     }
-    let mut used_names: BTreeSet<String> = BUILT_IN_ROLES.iter().map(|r| r.name.to_ascii_lowercase()).collect();
+    let mut used_names: BTreeSet<String> = BUILT_IN_ROLES
+        .iter()
+        .map(|r| r.name.to_ascii_lowercase())
+        .collect();
     for definition in definitions {
         let guid = last_segment(&definition.id).to_ascii_lowercase();
         let built_in = definition.type_properties_type.as_deref() == Some("BuiltInRole");
@@ -152,24 +161,45 @@ fn import_roles(definitions: &[RoleDefinition], warnings: &mut Vec<String>) -> B
             used_names.insert(name.to_ascii_lowercase());
         }
         let actions = definition_actions(definition, warnings);
-        roles.insert(guid, ImportedRole { name, custom_actions: Some(actions) });
+        roles.insert(
+            guid,
+            ImportedRole {
+                name,
+                custom_actions: Some(actions),
+            },
+        );
     }
     roles
 }
 
 /// Returns the full action names a definition grants: its data actions less its not-data
 /// actions. Unknown names are left out, which grants less, never more.
-fn definition_actions(definition: &RoleDefinition, warnings: &mut Vec<String>) -> Vec<&'static str> {
+fn definition_actions(
+    definition: &RoleDefinition,
+    warnings: &mut Vec<String>,
+) -> Vec<&'static str> {
     let mut granted = ActionSet::EMPTY;
     let mut excluded = ActionSet::EMPTY;
     for permission in &definition.permissions {
-        granted = granted.union(known_actions(&permission.data_actions, definition, warnings));
-        excluded = excluded.union(known_actions(&permission.not_data_actions, definition, warnings));
+        granted = granted.union(known_actions(
+            &permission.data_actions,
+            definition,
+            warnings,
+        ));
+        excluded = excluded.union(known_actions(
+            &permission.not_data_actions,
+            definition,
+            warnings,
+        ));
     }
     granted.difference(excluded).names().collect()
 }
 
-fn known_actions(names: &[String], definition: &RoleDefinition, warnings: &mut Vec<String>) -> ActionSet {
+fn known_actions(
+    names: &[String],
+    definition: &RoleDefinition,
+    warnings: &mut Vec<String>,
+) -> ActionSet {
     let mut set = ActionSet::EMPTY;
     for name in names {
         match action::parse_action(name) {
@@ -202,7 +232,11 @@ fn cosmos_scope(arm_scope: &str) -> Result<(String, String), ImportError> {
             "role assignment scope `{arm_scope}` is not a Cosmos DB account path; expected `/subscriptions/.../providers/Microsoft.DocumentDB/databaseAccounts/ACCOUNT[/dbs/DB[/colls/CONTAINER]]`"
         ),
     };
-    let start = arm_scope.to_ascii_lowercase().find(MARKER).ok_or_else(invalid)? + MARKER.len();
+    let start = arm_scope
+        .to_ascii_lowercase()
+        .find(MARKER)
+        .ok_or_else(invalid)?
+        + MARKER.len();
     let rest = &arm_scope[start..];
     let (account, path) = rest.split_once('/').unwrap_or((rest, ""));
     if account.is_empty() {
@@ -247,26 +281,44 @@ fn write_rule(out: &mut String, assignment: &RoleAssignment, role: &ImportedRole
     let principal = quoted(&assignment.principal_id);
     let _ = writeln!(out, "\n[[rules]]");
     let _ = writeln!(out, "id = {}", quoted(&format!("azure-{assignment_guid}")));
-    let description = format!("Azure role assignment {assignment_guid}: {} for {}", role.name, assignment.principal_id);
+    let description = format!(
+        "Azure role assignment {assignment_guid}: {} for {}",
+        role.name, assignment.principal_id
+    );
     let _ = writeln!(out, "description = {}", quoted(&description));
     let _ = writeln!(out, "roles = [{}]", quoted(&role.name));
     let _ = writeln!(out, "scopes = [{}]", quoted(scope));
-    let _ = writeln!(out, "# The principal id is a user's or service principal's `oid`, or a group's object id.");
-    let _ = writeln!(out, "principal = {{ any = [{{ claims = {{ oid = {principal} }} }}, {{ groups = [{principal}] }}] }}");
+    let _ = writeln!(
+        out,
+        "# The principal id is a user's or service principal's `oid`, or a group's object id."
+    );
+    let _ = writeln!(
+        out,
+        "principal = {{ any = [{{ claims = {{ oid = {principal} }} }}, {{ groups = [{principal}] }}] }}"
+    );
 }
 
 fn render(roles: &BTreeMap<String, ImportedRole>, account: Option<&str>, rules: &str) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "# Imported from Azure Cosmos DB SQL role definitions and assignments.");
+    let _ = writeln!(
+        out,
+        "# Imported from Azure Cosmos DB SQL role definitions and assignments."
+    );
     if let Some(account) = account {
         let _ = writeln!(out, "# Database account: {account}");
     }
     let _ = writeln!(out, "version = 1");
     for (guid, role) in roles {
-        let Some(actions) = &role.custom_actions else { continue };
+        let Some(actions) = &role.custom_actions else {
+            continue;
+        };
         let names: Vec<String> = actions.iter().map(|name| quoted(name)).collect();
         let _ = writeln!(out, "\n[roles.{}]", quoted(&role.name));
-        let _ = writeln!(out, "description = {}", quoted(&format!("Azure role definition {guid}")));
+        let _ = writeln!(
+            out,
+            "description = {}",
+            quoted(&format!("Azure role definition {guid}"))
+        );
         let _ = writeln!(out, "actions = [{}]", names.join(", "));
     }
     out.push_str(rules);

@@ -118,8 +118,14 @@ impl Condition {
         }
         match self {
             Condition::All(conditions) => conditions.iter().find_map(|c| c.explain_failure(on)),
-            Condition::Subject(_) => Some(format!("{self} is false (caller: `{}`)", on.principal.subject)),
-            Condition::Issuer(_) => Some(format!("{self} is false (caller: `{}`)", on.principal.issuer)),
+            Condition::Subject(_) => Some(format!(
+                "{self} is false (caller: `{}`)",
+                on.principal.subject
+            )),
+            Condition::Issuer(_) => Some(format!(
+                "{self} is false (caller: `{}`)",
+                on.principal.issuer
+            )),
             _ => Some(format!("{self} is false")),
         }
     }

@@ -200,7 +200,10 @@ fn batch_allowed_when_every_operation_is() {
     let decision = decide(&policy, &principal("app"), &request);
     assert!(decision.is_allowed(), "{decision:?}");
     assert_eq!(decision.rule_id.as_deref(), Some("writer"));
-    assert_eq!(decision.reason, "all 2 batch operations on /dbs/shop/colls/orders are allowed");
+    assert_eq!(
+        decision.reason,
+        "all 2 batch operations on /dbs/shop/colls/orders are allowed"
+    );
 }
 
 #[test]
@@ -241,7 +244,13 @@ partition_key = ["{claims.tid}"]
     let decision = decide(&policy, &caller, &request);
     assert_eq!(decision.effect, Effect::Deny);
     assert_eq!(decision.rule_id, None);
-    assert!(decision.reason.starts_with("no rule allows batch operation 1"), "{}", decision.reason);
+    assert!(
+        decision
+            .reason
+            .starts_with("no rule allows batch operation 1"),
+        "{}",
+        decision.reason
+    );
     request.batch.pop();
     assert!(decide(&policy, &caller, &request).is_allowed());
 }
@@ -261,7 +270,10 @@ fn deny_rule_wins_over_allow() {
     let locked = item(K::Delete, "dbs/shop/colls/orders/docs/locked-7");
     let decision = decide(&policy, &principal("app"), &locked);
     assert_eq!(decision.rule_id.as_deref(), Some("no-deletes-of-locked"));
-    assert_eq!(decision.reason, "delete_item on /dbs/shop/colls/orders/docs/locked-7 is explicitly denied");
+    assert_eq!(
+        decision.reason,
+        "delete_item on /dbs/shop/colls/orders/docs/locked-7 is explicitly denied"
+    );
     let open = item(K::Delete, "dbs/shop/colls/orders/docs/open-7");
     assert!(decide(&policy, &principal("app"), &open).is_allowed());
 }
@@ -283,7 +295,14 @@ partition_key = ["{claims.tid}", "user-*"]
         with_key(item(K::Read, "dbs/shop/colls/events/docs/1"), components)
     };
     assert!(decide(&policy, &caller, &read(&[json!("t1"), json!("user-1")])).is_allowed());
-    assert!(decide(&policy, &caller, &read(&[json!("t1"), json!("user-1"), json!(3)])).is_allowed());
+    assert!(
+        decide(
+            &policy,
+            &caller,
+            &read(&[json!("t1"), json!("user-1"), json!(3)])
+        )
+        .is_allowed()
+    );
     assert!(!decide(&policy, &caller, &read(&[json!("t1")])).is_allowed());
     assert!(!decide(&policy, &caller, &read(&[json!("t1"), json!("admin")])).is_allowed());
     assert!(!decide(&policy, &caller, &read(&[json!("t2"), json!("user-1")])).is_allowed());
@@ -304,11 +323,32 @@ items = ["{subject}-*"]
 "#,
     );
     let alice = principal("alice");
-    assert!(decide(&policy, &alice, &item(K::Read, "dbs/shop/colls/profiles/docs/alice-1")).is_allowed());
-    assert!(!decide(&policy, &alice, &item(K::Read, "dbs/shop/colls/profiles/docs/bob-1")).is_allowed());
+    assert!(
+        decide(
+            &policy,
+            &alice,
+            &item(K::Read, "dbs/shop/colls/profiles/docs/alice-1")
+        )
+        .is_allowed()
+    );
+    assert!(
+        !decide(
+            &policy,
+            &alice,
+            &item(K::Read, "dbs/shop/colls/profiles/docs/bob-1")
+        )
+        .is_allowed()
+    );
     let mut elsewhere = principal("alice");
     elsewhere.issuer = "https://login.example.com".to_owned();
-    assert!(!decide(&policy, &elsewhere, &item(K::Read, "dbs/shop/colls/profiles/docs/alice-1")).is_allowed());
+    assert!(
+        !decide(
+            &policy,
+            &elsewhere,
+            &item(K::Read, "dbs/shop/colls/profiles/docs/alice-1")
+        )
+        .is_allowed()
+    );
 }
 
 #[test]
@@ -323,7 +363,13 @@ principal = { subject = "app" }
 resource_ids = ["bulk-*"]
 "#,
     );
-    let run = |id: &str| request(K::Execute, T::StoredProcedure, &format!("dbs/shop/colls/orders/sprocs/{id}"));
+    let run = |id: &str| {
+        request(
+            K::Execute,
+            T::StoredProcedure,
+            &format!("dbs/shop/colls/orders/sprocs/{id}"),
+        )
+    };
     assert!(decide(&policy, &principal("app"), &run("bulk-import")).is_allowed());
     assert!(!decide(&policy, &principal("app"), &run("drop-all")).is_allowed());
 }
@@ -351,7 +397,11 @@ principal = { app_id = "app-1", scopes = ["cosmos.read"], roles = ["Reader"], cl
     assert!(decide(&policy, &auditor, &read).is_allowed());
     let guest = with_claim(auditor.clone(), "guest", json!(true));
     assert!(!decide(&policy, &guest, &read).is_allowed());
-    let mut app = with_claim(with_claim(principal("svc"), "tid", json!("t2")), "level", json!(2));
+    let mut app = with_claim(
+        with_claim(principal("svc"), "tid", json!("t2")),
+        "level",
+        json!(2),
+    );
     app.app_id = Some("app-1".to_owned());
     app.scopes = vec!["cosmos.read".to_owned()];
     app.roles = vec!["Reader".to_owned()];
@@ -385,13 +435,25 @@ consistency_levels = ["Session", "eventual"]
     query.properties.max_item_count = Some(100);
     query.properties.consistency_level = Some("Eventual".to_owned());
     assert!(decide(&policy, &caller, &query).is_allowed());
-    let saturday = Context { unix_time: context().unix_time + 3 * 86_400, ..context() };
+    let saturday = Context {
+        unix_time: context().unix_time + 3 * 86_400,
+        ..context()
+    };
     assert!(!policy.decide(&caller, &query, &saturday).is_allowed());
-    let evening = Context { unix_time: context().unix_time + 7 * 3600, ..context() };
+    let evening = Context {
+        unix_time: context().unix_time + 7 * 3600,
+        ..context()
+    };
     assert!(!policy.decide(&caller, &query, &evening).is_allowed());
-    let outside = Context { source_address: Some("192.0.2.1".parse().unwrap()), ..context() };
+    let outside = Context {
+        source_address: Some("192.0.2.1".parse().unwrap()),
+        ..context()
+    };
     assert!(!policy.decide(&caller, &query, &outside).is_allowed());
-    let next_year = Context { unix_time: context().unix_time + 366 * 86_400, ..context() };
+    let next_year = Context {
+        unix_time: context().unix_time + 366 * 86_400,
+        ..context()
+    };
     assert!(!policy.decide(&caller, &query, &next_year).is_allowed());
     query.properties.max_item_count = Some(1000);
     assert!(!decide(&policy, &caller, &query).is_allowed());
@@ -404,34 +466,65 @@ fn explain_lists_every_rule_with_reason() {
     let request = item(K::Delete, "dbs/shop/colls/orders/docs/1");
     let explanation = policy.explain(&caller, &request, &context());
     assert_eq!(explanation.decision, decide(&policy, &caller, &request));
-    let [operation] = explanation.operations.as_slice() else { panic!("one operation expected") };
-    assert_eq!(operation.required_actions, vec![data_action(request.operation)]);
+    let [operation] = explanation.operations.as_slice() else {
+        panic!("one operation expected")
+    };
+    assert_eq!(
+        operation.required_actions,
+        vec![data_action(request.operation)]
+    );
     assert_eq!(operation.rules.len(), policy.rule_count());
     let by_id = |id: &str| operation.rules.iter().find(|r| r.rule_id == id).unwrap();
     assert!(by_id("support-agent-no-writes").applies);
-    assert_eq!(by_id("support-agent-read-orders").reason, "action not granted: the operation needs Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/items/delete");
+    assert_eq!(
+        by_id("support-agent-read-orders").reason,
+        "action not granted: the operation needs Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/items/delete"
+    );
     let writer = by_id("orders-app-read-write");
-    assert_eq!(writer.reason, "principal mismatch: subject matches `orders-app` is false (caller: `support-agent`)");
-    assert!(by_id("tenant-app-own-partition").reason.starts_with("scope mismatch"));
+    assert_eq!(
+        writer.reason,
+        "principal mismatch: subject matches `orders-app` is false (caller: `support-agent`)"
+    );
+    assert!(
+        by_id("tenant-app-own-partition")
+            .reason
+            .starts_with("scope mismatch")
+    );
     let text = explanation.to_string();
-    assert!(text.starts_with("decision: deny by support-agent-no-writes"), "{text}");
+    assert!(
+        text.starts_with("decision: deny by support-agent-no-writes"),
+        "{text}"
+    );
 }
 
 #[test]
 fn explain_names_partition_and_condition_mismatches() {
     let policy = demo();
     let caller = with_claim(principal("tenant-app"), "tid", json!("t1"));
-    let request = with_key(item(K::Read, "dbs/shop/colls/tenants/docs/1"), &[json!("t2")]);
+    let request = with_key(
+        item(K::Read, "dbs/shop/colls/tenants/docs/1"),
+        &[json!("t2")],
+    );
     let explanation = policy.explain(&caller, &request, &context());
-    let rule = explanation.operations[0].rules.iter().find(|r| r.rule_id == "tenant-app-own-partition").unwrap();
-    assert_eq!(rule.reason, "partition key mismatch: `[\"t2\"]` does not match [`{claims.tid}`]");
+    let rule = explanation.operations[0]
+        .rules
+        .iter()
+        .find(|r| r.rule_id == "tenant-app-own-partition")
+        .unwrap();
+    assert_eq!(
+        rule.reason,
+        "partition key mismatch: `[\"t2\"]` does not match [`{claims.tid}`]"
+    );
 }
 
 #[test]
 fn explain_covers_batch_operations() {
     let policy = parse(ORDERS_POLICY);
     let mut request = item(K::Batch, "dbs/shop/colls/orders");
-    request.batch = vec![batch_op(K::Read, Some("a"), None), batch_op(K::Delete, Some("locked-1"), None)];
+    request.batch = vec![
+        batch_op(K::Read, Some("a"), None),
+        batch_op(K::Delete, Some("locked-1"), None),
+    ];
     let explanation = policy.explain(&principal("app"), &request, &context());
     assert_eq!(explanation.operations.len(), 2);
     assert_eq!(explanation.operations[1].batch_index, Some(1));
@@ -440,11 +533,27 @@ fn explain_covers_batch_operations() {
 
 #[test]
 fn unsupported_operation_is_denied() {
-    let policy = parse("version = 1\n[[rules]]\nid = \"all\"\nactions = [\"*\"]\nscopes = [\"/\"]\nprincipal = { subject = \"root\" }\n");
-    let decision = decide(&policy, &principal("root"), &request(K::Delete, T::Account, ""));
+    let policy = parse(
+        "version = 1\n[[rules]]\nid = \"all\"\nactions = [\"*\"]\nscopes = [\"/\"]\nprincipal = { subject = \"root\" }\n",
+    );
+    let decision = decide(
+        &policy,
+        &principal("root"),
+        &request(K::Delete, T::Account, ""),
+    );
     assert_eq!(decision.effect, Effect::Deny);
-    assert_eq!(decision.reason, "delete_account on the account is not an operation that Cosmoguard policy can allow");
-    assert!(decide(&policy, &principal("root"), &request(K::Delete, T::Database, "dbs/x")).is_allowed());
+    assert_eq!(
+        decision.reason,
+        "delete_account on the account is not an operation that Cosmoguard policy can allow"
+    );
+    assert!(
+        decide(
+            &policy,
+            &principal("root"),
+            &request(K::Delete, T::Database, "dbs/x")
+        )
+        .is_allowed()
+    );
 }
 
 #[test]
@@ -465,31 +574,54 @@ fn indexed_decisions_match_linear_scan() {
     let mut text = String::from("version = 1\n");
     for i in 0..200 {
         let effect = if i % 17 == 0 { "deny" } else { "allow" };
-        let _ = std::fmt::Write::write_fmt(&mut text, format_args!(
-            "[[rules]]\nid = \"r{i}\"\neffect = \"{effect}\"\nactions = [\"items/read\", \"executeQuery\"]\nscopes = [\"/dbs/db{}/colls/c{}\", \"/dbs/db-*\"]\nprincipal = {{ subject = \"app{}\" }}\n",
-            i % 7, i % 5, i % 11
-        ));
+        let _ = std::fmt::Write::write_fmt(
+            &mut text,
+            format_args!(
+                "[[rules]]\nid = \"r{i}\"\neffect = \"{effect}\"\nactions = [\"items/read\", \"executeQuery\"]\nscopes = [\"/dbs/db{}/colls/c{}\", \"/dbs/db-*\"]\nprincipal = {{ subject = \"app{}\" }}\n",
+                i % 7,
+                i % 5,
+                i % 11
+            ),
+        );
     }
     let policy = parse(&text);
     for subject in 0..12 {
         for database in ["db0", "db3", "db-x", "other"] {
             for container in 0..6 {
                 let caller = principal(&format!("app{subject}"));
-                let request = item(K::Read, &format!("dbs/{database}/colls/c{container}/docs/1"));
+                let request = item(
+                    K::Read,
+                    &format!("dbs/{database}/colls/c{container}/docs/1"),
+                );
                 let decision = decide(&policy, &caller, &request);
                 let expected = linear_decision(&policy, &caller, &request);
-                assert_eq!(decision.effect, expected.0, "{subject} {database} {container}");
-                assert_eq!(decision.rule_id, expected.1, "{subject} {database} {container}");
+                assert_eq!(
+                    decision.effect, expected.0,
+                    "{subject} {database} {container}"
+                );
+                assert_eq!(
+                    decision.rule_id, expected.1,
+                    "{subject} {database} {container}"
+                );
             }
         }
     }
 }
 
 /// Decides by scanning every rule through `explain`, without the index.
-fn linear_decision(policy: &Policy, principal: &Principal, request: &Request) -> (Effect, Option<String>) {
+fn linear_decision(
+    policy: &Policy,
+    principal: &Principal,
+    request: &Request,
+) -> (Effect, Option<String>) {
     let explanation = policy.explain(principal, request, &context());
     let rules = &explanation.operations[0].rules;
-    let first = |effect| rules.iter().find(|r| r.applies && r.effect == effect).map(|r| r.rule_id.clone());
+    let first = |effect| {
+        rules
+            .iter()
+            .find(|r| r.applies && r.effect == effect)
+            .map(|r| r.rule_id.clone())
+    };
     match (first(Effect::Deny), first(Effect::Allow)) {
         (Some(deny), _) => (Effect::Deny, Some(deny)),
         (None, Some(allow)) => (Effect::Allow, Some(allow)),

@@ -8,10 +8,23 @@ use proptest::prelude::*;
 use serde_json::json;
 
 const ACTIONS: [&str; 8] = [
-    "items/read", "items/create", "items/upsert", "items/replace", "items/delete", "executeQuery",
-    "items/*", "*",
+    "items/read",
+    "items/create",
+    "items/upsert",
+    "items/replace",
+    "items/delete",
+    "executeQuery",
+    "items/*",
+    "*",
 ];
-const SCOPES: [&str; 6] = ["/", "/dbs/d1", "/dbs/d*", "/dbs/d1/colls/c1", "/dbs/d2/colls/c*", "/dbs/d3"];
+const SCOPES: [&str; 6] = [
+    "/",
+    "/dbs/d1",
+    "/dbs/d*",
+    "/dbs/d1/colls/c1",
+    "/dbs/d2/colls/c*",
+    "/dbs/d3",
+];
 const SUBJECTS: [&str; 3] = ["a", "b", "c"];
 const KINDS: [OperationKind; 7] = [
     OperationKind::Read,
@@ -52,30 +65,45 @@ fn rule_spec() -> impl Strategy<Value = RuleSpec> {
         prop::option::of(any::<bool>()),
         any::<bool>(),
     )
-        .prop_map(|(deny, actions, scope, subject, partition_key, items)| RuleSpec {
-            deny,
-            actions,
-            scope,
-            subject,
-            partition_key,
-            items,
-        })
+        .prop_map(
+            |(deny, actions, scope, subject, partition_key, items)| RuleSpec {
+                deny,
+                actions,
+                scope,
+                subject,
+                partition_key,
+                items,
+            },
+        )
 }
 
 fn request_spec() -> impl Strategy<Value = RequestSpec> {
-    (0..3usize, 0..3usize, 0..2usize, 0..KINDS.len(), prop::option::of(0..2usize), 0..2usize)
-        .prop_map(|(subject, database, container, kind, partition, item)| RequestSpec {
-            subject,
-            database,
-            container,
-            kind,
-            partition,
-            item,
-        })
+    (
+        0..3usize,
+        0..3usize,
+        0..2usize,
+        0..KINDS.len(),
+        prop::option::of(0..2usize),
+        0..2usize,
+    )
+        .prop_map(
+            |(subject, database, container, kind, partition, item)| RequestSpec {
+                subject,
+                database,
+                container,
+                kind,
+                partition,
+                item,
+            },
+        )
 }
 
 fn render_rule(index: usize, rule: &RuleSpec) -> String {
-    let actions: Vec<String> = rule.actions.iter().map(|a| format!("\"{}\"", ACTIONS[*a])).collect();
+    let actions: Vec<String> = rule
+        .actions
+        .iter()
+        .map(|a| format!("\"{}\"", ACTIONS[*a]))
+        .collect();
     let mut text = format!(
         "[[rules]]\nid = \"r{index}\"\neffect = \"{}\"\nactions = [{}]\nscopes = [\"{}\"]\n",
         if rule.deny { "deny" } else { "allow" },
@@ -83,7 +111,10 @@ fn render_rule(index: usize, rule: &RuleSpec) -> String {
         SCOPES[rule.scope]
     );
     if let Some(subject) = rule.subject {
-        text.push_str(&format!("principal = {{ subject = \"{}\" }}\n", SUBJECTS[subject]));
+        text.push_str(&format!(
+            "principal = {{ subject = \"{}\" }}\n",
+            SUBJECTS[subject]
+        ));
     }
     match rule.partition_key {
         Some(true) => text.push_str("partition_key = [\"{claims.tid}\"]\n"),
@@ -104,9 +135,10 @@ fn render(rules: &[(usize, &RuleSpec)]) -> String {
     text
 }
 
-fn policy(rules: &[RuleSpec]) -> Policy {
+fn build_policy(rules: &[RuleSpec]) -> Policy {
     let numbered: Vec<(usize, &RuleSpec)> = rules.iter().enumerate().collect();
-    Policy::parse(&render(&numbered), "generated").expect("generated policies are valid")
+    Policy::parse(&render(&numbered), "generated")
+        .unwrap_or_else(|errors| panic!("generated policy is invalid: {errors:?}"))
 }
 
 fn principal(spec: &RequestSpec) -> Principal {
@@ -124,7 +156,10 @@ fn request(spec: &RequestSpec) -> Request {
     let database = ["d1", "d2", "d3"][spec.database];
     let container = ["c1", "c2"][spec.container];
     let item = ["i1", "x-1"][spec.item];
-    let point = !matches!(kind, OperationKind::Create | OperationKind::Upsert | OperationKind::Query);
+    let point = !matches!(
+        kind,
+        OperationKind::Create | OperationKind::Upsert | OperationKind::Query
+    );
     let link = if point {
         format!("dbs/{database}/colls/{container}/docs/{item}")
     } else {
@@ -157,7 +192,9 @@ fn context() -> Context {
 }
 
 fn effect(policy: &Policy, spec: &RequestSpec) -> Effect {
-    policy.decide(&principal(spec), &request(spec), &context()).effect
+    policy
+        .decide(&principal(spec), &request(spec), &context())
+        .effect
 }
 
 proptest! {
@@ -165,7 +202,7 @@ proptest! {
 
     #[test]
     fn deny_always_wins(rules in prop::collection::vec(rule_spec(), 0..12), spec in request_spec()) {
-        let policy = policy(&rules);
+        let policy = build_policy(&rules);
         let explanation = policy.explain(&principal(&spec), &request(&spec), &context());
         let any_deny_applies = explanation.operations[0]
             .rules
@@ -176,7 +213,7 @@ proptest! {
         }
         let mut with_deny = rules.clone();
         with_deny.push(RuleSpec { deny: true, actions: vec![7], scope: 0, subject: None, partition_key: None, items: false });
-        prop_assert_eq!(effect(&policy_of(&with_deny), &spec), Effect::Deny);
+        prop_assert_eq!(effect(&build_policy(&with_deny), &spec), Effect::Deny);
     }
 
     #[test]
@@ -185,10 +222,10 @@ proptest! {
         extra in rule_spec(),
         spec in request_spec(),
     ) {
-        let before = effect(&policy(&rules), &spec);
+        let before = effect(&build_policy(&rules), &spec);
         let mut more = rules.clone();
         more.push(RuleSpec { deny: false, ..extra });
-        let after = effect(&policy(&more), &spec);
+        let after = effect(&build_policy(&more), &spec);
         if before == Effect::Allow {
             prop_assert_eq!(after, Effect::Allow);
         }
@@ -233,8 +270,4 @@ proptest! {
         let mutated = format!("{}{}{}", &base[..start], insert, &base[end..]);
         let _ = Policy::parse(&mutated, "mutated");
     }
-}
-
-fn policy_of(rules: &[RuleSpec]) -> Policy {
-    policy(rules)
 }

@@ -9,7 +9,7 @@ use url::Url;
 const LOCATION_LISTS: [&str; 2] = ["writableLocations", "readableLocations"];
 const THIN_CLIENT_LISTS: [&str; 2] = ["thinClientReadableLocations", "thinClientWritableLocations"];
 
-/// Why an account response could not be rewritten.
+/// Errors from rewriting an account response.
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
     #[error("the account response is not valid JSON: {0}")]

@@ -1,8 +1,8 @@
 //! Request failures and the one place that maps them to HTTP responses.
 //!
-//! Inside the proxy each failure keeps its precise cause for the audit record and logs;
-//! the caller gets a status, a Cosmos-shaped JSON body (`{"code": ..., "message": ...}`)
-//! and nothing of the proxy's internals. Authentication failures all read alike, so the
+//! Inside the proxy each failure keeps its precise cause for the audit record and logs.
+//! The caller gets a status and a Cosmos-shaped JSON body (`{"code": ..., "message":
+//! ...}`), never the proxy's internals. Authentication failures all read alike, so the
 //! response cannot be used to probe which check a forged token failed.
 
 use bytes::Bytes;
@@ -12,10 +12,10 @@ use crate::body::{ProxyBody, full};
 use crate::classify::ClassifyError;
 use crate::identity::AuthError;
 
-/// Seconds a client is told to wait after an infrastructure failure.
+/// The `Retry-After` value, in seconds, sent with an infrastructure failure.
 const RETRY_AFTER_SECONDS: &str = "5";
 
-/// Which side caused a failure.
+/// The side that caused a failure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
     Client,
@@ -23,7 +23,7 @@ pub enum Fault {
     Upstream,
 }
 
-/// Why a request was not forwarded, or failed on its way.
+/// A failure that stopped a request before the account, or on its way.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
     #[error("authentication failed: {0}")]
@@ -83,12 +83,12 @@ impl ProxyError {
         }
     }
 
-    /// Whether a client may retry the same request unchanged and hope for success.
+    /// Returns whether a client may retry the same request unchanged and hope for success.
     pub fn is_retryable(&self) -> bool {
         matches!(self.fault(), Fault::Proxy | Fault::Upstream)
     }
 
-    /// The audit record's decision for a request that failed this way.
+    /// Returns the audit record's decision for a request that failed this way.
     pub fn decision(&self) -> &'static str {
         match self {
             ProxyError::Unauthenticated(_) => "unauthenticated",
@@ -104,7 +104,7 @@ impl ProxyError {
         }
     }
 
-    /// A short snake_case cause for audit records and metric labels.
+    /// Returns a short snake_case cause for audit records and metric labels.
     pub fn reason(&self) -> &'static str {
         match self {
             ProxyError::Unauthenticated(error) => error.reason(),
@@ -133,8 +133,9 @@ impl ProxyError {
         }
     }
 
-    /// The message the caller sees. Authentication failures share one text; invalid
-    /// requests and denials name what the caller sent, never the policy's internals.
+    /// Returns the message for the caller. Authentication failures share one text, so a
+    /// forged token learns nothing. Invalid requests and denials name what the caller
+    /// sent, never the policy's internals.
     fn public_message(&self) -> String {
         match self {
             ProxyError::Unauthenticated(AuthError::Missing) => {

@@ -2,7 +2,9 @@ use super::*;
 use crate::request::{Operation, OperationKind as K, ResourceType as T};
 
 fn parsed(name: &str) -> ActionSet {
-    parse_action(name).map(ParsedAction::set).unwrap_or_default()
+    parse_action(name)
+        .map(ParsedAction::set)
+        .unwrap_or_default()
 }
 
 #[test]
@@ -32,13 +34,24 @@ fn wildcards_expand_like_azure() {
 #[test]
 fn cosmoguard_container_wildcard_is_management_only() {
     let management = parsed("containers/*");
-    assert_eq!(management, CONTAINERS_CREATE.union(CONTAINERS_REPLACE).union(CONTAINERS_DELETE));
+    assert_eq!(
+        management,
+        CONTAINERS_CREATE
+            .union(CONTAINERS_REPLACE)
+            .union(CONTAINERS_DELETE)
+    );
 }
 
 #[test]
 fn case_differences_are_flagged() {
-    assert_eq!(parse_action("items/READ"), Some(ParsedAction::CaseDiffers(ITEMS_READ, "items/read")));
-    assert_eq!(parse_action("items/read"), Some(ParsedAction::Exact(ITEMS_READ)));
+    assert_eq!(
+        parse_action("items/READ"),
+        Some(ParsedAction::CaseDiffers(ITEMS_READ, "items/read"))
+    );
+    assert_eq!(
+        parse_action("items/read"),
+        Some(ParsedAction::Exact(ITEMS_READ))
+    );
 }
 
 #[test]
@@ -89,23 +102,37 @@ fn operations_map_to_documented_actions() {
     ];
     for (kind, resource_type, expected) in cases {
         let operation = Operation::new(kind, resource_type);
-        assert_eq!(requirement(operation), Requirement::Actions(expected), "{operation}");
+        assert_eq!(
+            requirement(operation),
+            Requirement::Actions(expected),
+            "{operation}"
+        );
     }
 }
 
 #[test]
 fn upsert_of_definition_needs_create_and_replace() {
     let operation = Operation::new(K::Upsert, T::Trigger);
-    assert_eq!(requirement(operation), Requirement::Actions(TRIGGERS_CREATE.union(TRIGGERS_REPLACE)));
+    assert_eq!(
+        requirement(operation),
+        Requirement::Actions(TRIGGERS_CREATE.union(TRIGGERS_REPLACE))
+    );
 }
 
 #[test]
 fn account_writes_are_unsupported() {
     for kind in [K::Create, K::Replace, K::Delete, K::Execute] {
         let operation = Operation::new(kind, T::Account);
-        assert_eq!(requirement(operation), Requirement::Unsupported, "{operation}");
+        assert_eq!(
+            requirement(operation),
+            Requirement::Unsupported,
+            "{operation}"
+        );
     }
-    assert_eq!(requirement(Operation::new(K::Execute, T::Trigger)), Requirement::Unsupported);
+    assert_eq!(
+        requirement(Operation::new(K::Execute, T::Trigger)),
+        Requirement::Unsupported
+    );
 }
 
 #[test]
@@ -114,9 +141,18 @@ fn data_action_returns_full_names() {
         data_action(Operation::new(K::Query, T::Document)),
         "Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/executeQuery"
     );
-    assert_eq!(data_action(Operation::new(K::Read, T::Account)), "Microsoft.DocumentDB/databaseAccounts/readMetadata");
-    assert_eq!(data_action(Operation::new(K::Create, T::Database)), "Cosmoguard/databases/create");
-    assert_eq!(data_action(Operation::new(K::Delete, T::Account)), UNSUPPORTED_NAME);
+    assert_eq!(
+        data_action(Operation::new(K::Read, T::Account)),
+        "Microsoft.DocumentDB/databaseAccounts/readMetadata"
+    );
+    assert_eq!(
+        data_action(Operation::new(K::Create, T::Database)),
+        "Cosmoguard/databases/create"
+    );
+    assert_eq!(
+        data_action(Operation::new(K::Delete, T::Account)),
+        UNSUPPORTED_NAME
+    );
     assert_eq!(
         data_action(Operation::new(K::Batch, T::Document)),
         "Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/items/*"
@@ -128,7 +164,13 @@ fn built_in_roles_resolve_by_name_and_id() {
     let reader = built_in_role("00000000-0000-0000-0000-000000000001").unwrap();
     assert_eq!(reader.name, "Cosmos DB Built-in Data Reader");
     let actions = built_in_role_actions(reader);
-    assert_eq!(actions, READ_METADATA.union(ITEMS_READ).union(EXECUTE_QUERY).union(READ_CHANGE_FEED));
+    assert_eq!(
+        actions,
+        READ_METADATA
+            .union(ITEMS_READ)
+            .union(EXECUTE_QUERY)
+            .union(READ_CHANGE_FEED)
+    );
     let contributor = built_in_role("cosmos db built-in data contributor").unwrap();
     let actions = built_in_role_actions(contributor);
     assert!(actions.contains_all(ActionSet::range(0, 10)));

@@ -10,7 +10,10 @@ const ASSIGNMENTS: &str = include_str!("../../examples/azure/role-assignments.js
 fn imported() -> (AzureImport, Policy) {
     let imported = import(DEFINITIONS, ASSIGNMENTS).unwrap();
     let policy = Policy::parse(&imported.policy, "imported").unwrap_or_else(|errors| {
-        panic!("imported policy does not parse: {errors:?}\n{}", imported.policy)
+        panic!(
+            "imported policy does not parse: {errors:?}\n{}",
+            imported.policy
+        )
     });
     (imported, policy)
 }
@@ -25,7 +28,11 @@ fn example_imports_into_valid_policy() {
     assert!(imported.warnings.is_empty(), "{:?}", imported.warnings);
     assert_eq!(policy.rule_count(), 3);
     assert!(imported.policy.contains("[roles.\"Order Intake\"]"));
-    assert!(!imported.policy.contains("[roles.\"Cosmos DB Built-in Data Reader\"]"));
+    assert!(
+        !imported
+            .policy
+            .contains("[roles.\"Cosmos DB Built-in Data Reader\"]")
+    );
     assert!(imported.policy.contains("# Database account: shop-cosmos"));
 }
 
@@ -36,7 +43,10 @@ fn built_in_reader_assignment_reads_database() {
     let read = item(K::Read, "dbs/shop/colls/orders/docs/1");
     let decision = policy.decide(&reader, &read, &context());
     assert!(decision.is_allowed());
-    assert_eq!(decision.rule_id.as_deref(), Some("azure-a1b2c3d4-0000-4000-8000-000000000001"));
+    assert_eq!(
+        decision.rule_id.as_deref(),
+        Some("azure-a1b2c3d4-0000-4000-8000-000000000001")
+    );
     let write = item(K::Create, "dbs/shop/colls/orders");
     assert!(!policy.decide(&reader, &write, &context()).is_allowed());
 }
@@ -80,14 +90,30 @@ fn group_object_id_matches_too() {
 fn unknown_principal_gets_nothing() {
     let (_, policy) = imported();
     let read = item(K::Read, "dbs/shop/colls/orders/docs/1");
-    assert!(!policy.decide(&oid("99999999-0000-0000-0000-000000000000"), &read, &context()).is_allowed());
+    assert!(
+        !policy
+            .decide(
+                &oid("99999999-0000-0000-0000-000000000000"),
+                &read,
+                &context()
+            )
+            .is_allowed()
+    );
 }
 
 #[test]
 fn unknown_role_definition_is_an_error() {
-    let assignments = ASSIGNMENTS.replace("7f3c1d2e-5a4b-4c3d-9e8f-0a1b2c3d4e5f", "deadbeef-0000-0000-0000-000000000000");
+    let assignments = ASSIGNMENTS.replace(
+        "7f3c1d2e-5a4b-4c3d-9e8f-0a1b2c3d4e5f",
+        "deadbeef-0000-0000-0000-000000000000",
+    );
     let error = import(DEFINITIONS, &assignments).unwrap_err();
-    assert!(error.message.contains("deadbeef-0000-0000-0000-000000000000"), "{error}");
+    assert!(
+        error
+            .message
+            .contains("deadbeef-0000-0000-0000-000000000000"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -110,32 +136,53 @@ fn not_data_actions_are_subtracted() {
     );
     assert_ne!(definitions, DEFINITIONS);
     let imported = import(&definitions, ASSIGNMENTS).unwrap();
-    let role_section = imported.policy.split("[roles.\"Order Intake\"]").nth(1).unwrap();
-    let actions_line = role_section.lines().find(|line| line.starts_with("actions")).unwrap();
+    let role_section = imported
+        .policy
+        .split("[roles.\"Order Intake\"]")
+        .nth(1)
+        .unwrap();
+    let actions_line = role_section
+        .lines()
+        .find(|line| line.starts_with("actions"))
+        .unwrap();
     assert!(!actions_line.contains("executeQuery"), "{actions_line}");
     assert!(actions_line.contains("items/read"), "{actions_line}");
 }
 
 #[test]
 fn two_accounts_are_rejected() {
-    let assignments = ASSIGNMENTS.replacen("databaseAccounts/shop-cosmos/dbs/shop\"", "databaseAccounts/other-cosmos/dbs/shop\"", 1);
+    let assignments = ASSIGNMENTS.replacen(
+        "databaseAccounts/shop-cosmos/dbs/shop\"",
+        "databaseAccounts/other-cosmos/dbs/shop\"",
+        1,
+    );
     let error = import(DEFINITIONS, &assignments).unwrap_err();
     assert!(error.message.contains("two database accounts"), "{error}");
 }
 
 #[test]
 fn scope_outside_cosmos_is_rejected() {
-    let assignments = ASSIGNMENTS.replace("/providers/Microsoft.DocumentDB/databaseAccounts/shop-cosmos\"", "/providers/Microsoft.Storage/storageAccounts/x\"");
+    let assignments = ASSIGNMENTS.replace(
+        "/providers/Microsoft.DocumentDB/databaseAccounts/shop-cosmos\"",
+        "/providers/Microsoft.Storage/storageAccounts/x\"",
+    );
     assert!(import(DEFINITIONS, &assignments).is_err());
 }
 
 #[test]
 fn arm_scopes_convert_to_policy_scopes() {
-    let base = "/subscriptions/s/resourceGroups/r/providers/Microsoft.DocumentDB/databaseAccounts/acc";
-    assert_eq!(cosmos_scope(base).unwrap(), ("acc".to_owned(), "/".to_owned()));
+    let base =
+        "/subscriptions/s/resourceGroups/r/providers/Microsoft.DocumentDB/databaseAccounts/acc";
+    assert_eq!(
+        cosmos_scope(base).unwrap(),
+        ("acc".to_owned(), "/".to_owned())
+    );
     assert_eq!(cosmos_scope(&format!("{base}/")).unwrap().1, "/");
     assert_eq!(cosmos_scope(&format!("{base}/dbs/d")).unwrap().1, "/dbs/d");
-    assert_eq!(cosmos_scope(&format!("{base}/dbs/d/colls/c")).unwrap().1, "/dbs/d/colls/c");
+    assert_eq!(
+        cosmos_scope(&format!("{base}/dbs/d/colls/c")).unwrap().1,
+        "/dbs/d/colls/c"
+    );
     assert!(cosmos_scope(&format!("{base}/dbs/d/colls")).is_err());
 }
 
@@ -150,5 +197,10 @@ fn single_objects_are_accepted() {
 #[test]
 fn invalid_json_names_the_command() {
     let error = import("{", ASSIGNMENTS).unwrap_err();
-    assert!(error.message.contains("az cosmosdb sql role definition list"), "{error}");
+    assert!(
+        error
+            .message
+            .contains("az cosmosdb sql role definition list"),
+        "{error}"
+    );
 }

@@ -48,13 +48,22 @@ when = {{ source_addresses = [\"10.0.0.0/33\"] }}
     let report = report(&text);
     let found = messages(&report.errors);
     assert_eq!(found.len(), 7, "{found:#?}");
-    assert!(found[0].starts_with("policy.toml:5:10: unknown role `missing-role`"), "{found:#?}");
-    assert!(found[1].starts_with("policy.toml:9:6: duplicate rule id `a`"), "{found:#?}");
+    assert!(
+        found[0].starts_with("policy.toml:5:10: unknown role `missing-role`"),
+        "{found:#?}"
+    );
+    assert!(
+        found[1].starts_with("policy.toml:9:6: duplicate rule id `a`"),
+        "{found:#?}"
+    );
     assert!(found[2].contains("did you mean `items/read`"), "{found:#?}");
     assert!(found[3].contains("invalid scope `shop`"), "{found:#?}");
     assert!(found[4].contains("unknown field `colour`"), "{found:#?}");
     assert!(found[5].contains("is not closed"), "{found:#?}");
-    assert!(found[6].contains("invalid address range `10.0.0.0/33`"), "{found:#?}");
+    assert!(
+        found[6].contains("invalid address range `10.0.0.0/33`"),
+        "{found:#?}"
+    );
 }
 
 #[test]
@@ -73,8 +82,16 @@ fn unknown_top_level_key_is_an_error() {
 fn rule_without_actions_or_scopes_is_an_error() {
     let report = report("version = 1\n[[rules]]\nid = \"a\"\n");
     let found = messages(&report.errors);
-    assert!(found.iter().any(|m| m.contains("needs `roles` or `actions`")), "{found:#?}");
-    assert!(found.iter().any(|m| m.contains("needs `scopes`")), "{found:#?}");
+    assert!(
+        found
+            .iter()
+            .any(|m| m.contains("needs `roles` or `actions`")),
+        "{found:#?}"
+    );
+    assert!(
+        found.iter().any(|m| m.contains("needs `scopes`")),
+        "{found:#?}"
+    );
 }
 
 #[test]
@@ -100,7 +117,9 @@ claims = {{ level = {{ over = 3 }} }}
 
 #[test]
 fn case_difference_is_a_warning() {
-    let text = format!("{HEADER}[[rules]]\nid = \"a\"\nactions = [\"Items/Read\"]\nscopes = [\"/\"]\nprincipal = {{ subject = \"x\" }}\n");
+    let text = format!(
+        "{HEADER}[[rules]]\nid = \"a\"\nactions = [\"Items/Read\"]\nscopes = [\"/\"]\nprincipal = {{ subject = \"x\" }}\n"
+    );
     let report = report(&text);
     assert!(report.errors.is_empty());
     assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
@@ -126,7 +145,11 @@ principal = {{ subject = \"x\" }}
     );
     let report = report(&text);
     assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
-    assert!(report.warnings[0].message.contains("earlier deny rule `no-writes`"));
+    assert!(
+        report.warnings[0]
+            .message
+            .contains("earlier deny rule `no-writes`")
+    );
 }
 
 #[test]
@@ -191,15 +214,25 @@ scopes = [\"/\"]
 
 #[test]
 fn empty_role_grants_nothing() {
-    let text = format!("{HEADER}[roles.none]\nactions = []\n[[rules]]\nid = \"a\"\nroles = [\"none\"]\nscopes = [\"/\"]\nprincipal = {{ subject = \"x\" }}\n");
+    let text = format!(
+        "{HEADER}[roles.none]\nactions = []\n[[rules]]\nid = \"a\"\nroles = [\"none\"]\nscopes = [\"/\"]\nprincipal = {{ subject = \"x\" }}\n"
+    );
     let report = report(&text);
     assert!(report.errors.is_empty(), "{:?}", report.errors);
-    assert!(report.warnings.iter().any(|w| w.message.contains("grants nothing")), "{:?}", report.warnings);
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.message.contains("grants nothing")),
+        "{:?}",
+        report.warnings
+    );
 }
 
 #[test]
 fn role_named_like_built_in_is_an_error() {
-    let text = format!("{HEADER}[roles.\"Cosmos DB Built-in Data Reader\"]\nactions = [\"items/read\"]\n");
+    let text =
+        format!("{HEADER}[roles.\"Cosmos DB Built-in Data Reader\"]\nactions = [\"items/read\"]\n");
     assert!(messages(&report(&text).errors)[0].contains("built-in role"));
 }
 

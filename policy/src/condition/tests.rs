@@ -1,10 +1,15 @@
 use serde_json::json;
 
 use super::*;
-use crate::testing::*;
 use crate::OperationKind as K;
+use crate::testing::*;
 
-fn holds(condition: &Condition, principal: &Principal, request: &Request, context: &Context) -> bool {
+fn holds(
+    condition: &Condition,
+    principal: &Principal,
+    request: &Request,
+    context: &Context,
+) -> bool {
     let on = Subject {
         principal,
         request,
@@ -34,8 +39,14 @@ fn weekday_counts_from_thursday_epoch() {
 
 #[test]
 fn hours_window_wraps_past_midnight() {
-    let night = Condition::Hours { start: 22 * 60, end: 6 * 60 };
-    let day = Condition::Hours { start: 8 * 60, end: 18 * 60 };
+    let night = Condition::Hours {
+        start: 22 * 60,
+        end: 6 * 60,
+    };
+    let day = Condition::Hours {
+        start: 8 * 60,
+        end: 18 * 60,
+    };
     let caller = principal("a");
     let midnight = 1_769_558_400;
     assert!(holds(&night, &caller, &query(), &at(midnight + 23 * 3600)));
@@ -58,7 +69,11 @@ fn absolute_window_is_inclusive() {
 #[test]
 fn source_ranges_cover_ipv4_and_ipv6() {
     let ranges = Condition::SourceAddresses(
-        vec!["10.0.0.0/8".parse().unwrap(), "2001:db8::/32".parse().unwrap()].into(),
+        vec![
+            "10.0.0.0/8".parse().unwrap(),
+            "2001:db8::/32".parse().unwrap(),
+        ]
+        .into(),
     );
     let caller = principal("a");
     let from = |address: &str| Context {
@@ -81,15 +96,42 @@ fn claim_tests_cover_each_type() {
     let caller = with_claim(caller, "verified", json!(true));
     let caller = with_claim(caller, "amr", json!(["pwd", "mfa"]));
     let check = |path: &str, test: ClaimTest| {
-        holds(&Condition::Claim(ClaimPath::parse(path).unwrap(), test), &caller, &query(), &context())
+        holds(
+            &Condition::Claim(ClaimPath::parse(path).unwrap(), test),
+            &caller,
+            &query(),
+            &context(),
+        )
     };
     assert!(check("level", ClaimTest::Number(3.0)));
-    assert!(check("level", ClaimTest::Range { gt: None, ge: Some(3.0), lt: Some(4.0), le: None }));
-    assert!(!check("level", ClaimTest::Range { gt: Some(3.0), ge: None, lt: None, le: None }));
+    assert!(check(
+        "level",
+        ClaimTest::Range {
+            gt: None,
+            ge: Some(3.0),
+            lt: Some(4.0),
+            le: None
+        }
+    ));
+    assert!(!check(
+        "level",
+        ClaimTest::Range {
+            gt: Some(3.0),
+            ge: None,
+            lt: None,
+            le: None
+        }
+    ));
     assert!(check("verified", ClaimTest::Bool(true)));
     assert!(!check("verified", ClaimTest::Bool(false)));
-    assert!(check("amr", ClaimTest::Text(Pattern::parse("mfa", false).unwrap())));
-    assert!(!check("amr", ClaimTest::Text(Pattern::parse("otp", false).unwrap())));
+    assert!(check(
+        "amr",
+        ClaimTest::Text(Pattern::parse("mfa", false).unwrap())
+    ));
+    assert!(!check(
+        "amr",
+        ClaimTest::Text(Pattern::parse("otp", false).unwrap())
+    ));
     assert!(check("missing", ClaimTest::Present(false)));
     assert!(check("amr", ClaimTest::Present(true)));
     assert!(!check("missing", ClaimTest::Number(3.0)));
@@ -101,16 +143,46 @@ fn request_properties_are_tested() {
     let mut request = with_key(query(), &[json!("p")]);
     request.properties.max_item_count = Some(50);
     request.properties.consistency_level = Some("Session".to_owned());
-    assert!(holds(&Condition::SinglePartition(true), &caller, &request, &context()));
-    assert!(holds(&Condition::MaxItemCount(100), &caller, &request, &context()));
-    assert!(!holds(&Condition::MaxItemCount(10), &caller, &request, &context()));
+    assert!(holds(
+        &Condition::SinglePartition(true),
+        &caller,
+        &request,
+        &context()
+    ));
+    assert!(holds(
+        &Condition::MaxItemCount(100),
+        &caller,
+        &request,
+        &context()
+    ));
+    assert!(!holds(
+        &Condition::MaxItemCount(10),
+        &caller,
+        &request,
+        &context()
+    ));
     let levels = Condition::ConsistencyLevels(vec![Box::from("Session")].into());
     assert!(holds(&levels, &caller, &request, &context()));
     request.properties.max_item_count = Some(-1);
-    assert!(!holds(&Condition::MaxItemCount(100), &caller, &request, &context()));
+    assert!(!holds(
+        &Condition::MaxItemCount(100),
+        &caller,
+        &request,
+        &context()
+    ));
     request.properties.cross_partition = true;
-    assert!(!holds(&Condition::SinglePartition(true), &caller, &request, &context()));
-    assert!(!holds(&Condition::SinglePartition(true), &caller, &query(), &context()));
+    assert!(!holds(
+        &Condition::SinglePartition(true),
+        &caller,
+        &request,
+        &context()
+    ));
+    assert!(!holds(
+        &Condition::SinglePartition(true),
+        &caller,
+        &query(),
+        &context()
+    ));
 }
 
 #[test]
@@ -124,8 +196,18 @@ fn combinators_nest() {
     assert!(holds(&any, &caller, &query(), &context()));
     assert!(!holds(&all, &caller, &query(), &context()));
     assert!(holds(&not, &caller, &query(), &context()));
-    assert!(holds(&Condition::All(Box::new([])), &caller, &query(), &context()));
-    assert!(!holds(&Condition::Any(Box::new([])), &caller, &query(), &context()));
+    assert!(holds(
+        &Condition::All(Box::new([])),
+        &caller,
+        &query(),
+        &context()
+    ));
+    assert!(!holds(
+        &Condition::Any(Box::new([])),
+        &caller,
+        &query(),
+        &context()
+    ));
 }
 
 #[test]
@@ -144,5 +226,8 @@ fn explain_failure_names_first_false_test() {
         context: &context(),
         has_partition_key: false,
     };
-    assert_eq!(condition.explain_failure(&on).as_deref(), Some("groups include one of [`admins`] is false"));
+    assert_eq!(
+        condition.explain_failure(&on).as_deref(),
+        Some("groups include one of [`admins`] is false")
+    );
 }

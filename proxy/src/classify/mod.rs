@@ -19,7 +19,7 @@ use http::{HeaderMap, Method};
 pub use batch::{MAX_BATCH_BODY_BYTES, parse_batch};
 pub use path::{ResourcePath, parse_path};
 
-/// Why a request could not be classified. Every variant is the caller's fault (400).
+/// Errors from classifying a request. Every variant is the caller's fault (400).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ClassifyError {
     #[error("the path is not valid percent-encoded UTF-8")]
@@ -128,9 +128,9 @@ fn feed_operation_kind(
     }
 }
 
-/// A POST to a feed creates, upserts, queries, plans a query or runs a batch, depending
-/// on its headers. More than one of those at once is rejected, because the service and
-/// the policy could otherwise read the request differently.
+/// Decides whether a POST to a feed creates, upserts, queries, plans a query or runs a
+/// batch, from its headers. More than one of those at once is rejected, because the
+/// service and the policy could otherwise read the request differently.
 fn post_feed_kind(
     resource_type: ResourceType,
     headers: &HeaderMap,

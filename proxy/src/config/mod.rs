@@ -3,6 +3,7 @@
 //!
 //! Relative paths resolve against the directory of the configuration file.
 
+mod observability;
 mod validate;
 
 #[cfg(test)]
@@ -18,6 +19,7 @@ use url::Url;
 
 use crate::identity::IssuerConfig;
 
+pub use observability::{MetricsConfig, TelemetryConfig};
 pub use validate::{ConfigError, ConfigErrors};
 
 /// The whole configuration file.
@@ -36,6 +38,10 @@ pub struct Config {
     pub audit: AuditConfig,
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// OpenTelemetry span export; off when absent (see [`TelemetryConfig`]).
+    pub telemetry: Option<TelemetryConfig>,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
     /// Switches that weaken security, for local use only. Each logs a warning at start.
     #[serde(default)]
     pub dangerous: DangerousConfig,
@@ -121,15 +127,46 @@ fn default_pool_idle_timeout() -> Duration {
 }
 
 /// The proxy's own credential for the account. `kind` chooses the mode; each mode
-/// accepts only its own fields.
+/// accepts only its own fields, and validation rejects the others.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialConfig {
-    pub kind: CredentialKind,
-    /// `key`: a file whose only content is the base64 account key.
+    pub kind: Spanned<CredentialKind>,
+    /// `key`: a file whose only content is the base64 account key. Re-read when it changes.
     pub key_file: Option<Spanned<PathBuf>>,
     /// `key`: the name of an environment variable that contains the base64 account key.
     pub key_env: Option<Spanned<String>>,
+    /// `key`: a file with the other account key, used after the account rejects the first.
+    pub secondary_key_file: Option<Spanned<PathBuf>>,
+    /// `key`: the name of an environment variable that contains the other account key.
+    pub secondary_key_env: Option<Spanned<String>>,
+    /// `managed_identity`, `workload_identity`, `client_secret`: the application (client)
+    /// id. For `managed_identity` it selects a user-assigned identity.
+    pub client_id: Option<Spanned<String>>,
+    /// `managed_identity`: the object (principal) id of a user-assigned identity.
+    pub object_id: Option<Spanned<String>>,
+    /// `managed_identity`: the Azure resource id of a user-assigned identity (IMDS only).
+    pub resource_id: Option<Spanned<String>>,
+    /// `managed_identity`: refuse to start unless `IDENTITY_ENDPOINT` and `IDENTITY_HEADER`
+    /// are set, so the proxy never falls back to IMDS. Default false; set it in test profiles.
+    #[serde(default)]
+    pub require_identity_endpoint: bool,
+    /// `workload_identity`, `client_secret`: the Entra tenant id. Workload identity falls
+    /// back to `AZURE_TENANT_ID`.
+    pub tenant_id: Option<Spanned<String>>,
+    /// `workload_identity`: the projected service account token. Defaults to
+    /// `AZURE_FEDERATED_TOKEN_FILE`.
+    pub token_file: Option<Spanned<PathBuf>>,
+    /// `client_secret`: a file whose only content is the client secret. Read at every refresh.
+    pub client_secret_file: Option<Spanned<PathBuf>>,
+    /// `client_secret`: the name of an environment variable that contains the client secret.
+    pub client_secret_env: Option<Spanned<String>>,
+    /// `workload_identity`, `client_secret`: the https token authority. Defaults to
+    /// `AZURE_AUTHORITY_HOST`, then `https://login.microsoftonline.com`.
+    pub authority_host: Option<Spanned<Url>>,
+    /// Entra modes: the token scope. Default `https://cosmos.azure.com/.default`;
+    /// sovereign clouds use their own, for example `https://cosmos.azure.us/.default`.
+    pub scope: Option<Spanned<String>>,
 }
 
 /// The credential modes.
@@ -138,6 +175,24 @@ pub struct CredentialConfig {
 pub enum CredentialKind {
     /// The account key (primary or secondary), as the emulator and key-based accounts use.
     Key,
+    /// An Azure managed identity, system-assigned or user-assigned.
+    ManagedIdentity,
+    /// AKS workload identity: a federated Kubernetes service account token.
+    WorkloadIdentity,
+    /// A service principal with a client secret.
+    ClientSecret,
+}
+
+impl CredentialKind {
+    /// The value `kind` takes in the configuration file.
+    pub fn name(self) -> &'static str {
+        match self {
+            CredentialKind::Key => "key",
+            CredentialKind::ManagedIdentity => "managed_identity",
+            CredentialKind::WorkloadIdentity => "workload_identity",
+            CredentialKind::ClientSecret => "client_secret",
+        }
+    }
 }
 
 /// Where the policy comes from.
@@ -155,14 +210,31 @@ pub struct AuditConfig {
     /// A file to append to, or `-` for standard output (the default).
     #[serde(default = "default_audit_file")]
     pub file: String,
+    /// Rotates the file before it would grow past this many bytes: `audit.log` becomes
+    /// `audit.log.1`, and so on. Only for a file, not `-`. Default: no rotation.
+    pub max_file_bytes: Option<u64>,
+    /// Rotated files kept besides the current one; older ones are deleted. Default 5.
+    #[serde(default = "default_audit_max_files")]
+    pub max_files: usize,
+    /// A file with a secret key. When set, the upstream `User-Agent` gets
+    /// ` cosmoguard-subject/<first 16 hex digits of HMAC-SHA256(key, subject)>`, so
+    /// the account's own logs can be tied to a caller without naming them.
+    pub user_agent_hmac_key_file: Option<Spanned<PathBuf>>,
 }
 
 impl Default for AuditConfig {
     fn default() -> Self {
         AuditConfig {
             file: default_audit_file(),
+            max_file_bytes: None,
+            max_files: default_audit_max_files(),
+            user_agent_hmac_key_file: None,
         }
     }
+}
+
+fn default_audit_max_files() -> usize {
+    5
 }
 
 fn default_audit_file() -> String {

@@ -79,7 +79,7 @@ pub(super) fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-struct Checker<'a> {
+pub(super) struct Checker<'a> {
     config: &'a Config,
     text: &'a str,
     path: &'a Path,
@@ -129,6 +129,7 @@ pub(super) fn check(
     check_listener(&mut checker);
     check_upstream(&mut checker);
     check_rest(&mut checker);
+    check_observability(&mut checker);
     if checker.errors.is_empty() {
         Ok(())
     } else {
@@ -189,21 +190,7 @@ fn check_upstream(checker: &mut Checker<'_>) {
     if let Some(ca_file) = &upstream.ca_file {
         checker.require_file("upstream.ca_file", ca_file);
     }
-    let credential = &upstream.credential;
-    match credential.kind {
-        CredentialKind::Key => match (&credential.key_file, &credential.key_env) {
-            (Some(file), None) => checker.require_file("upstream.credential.key_file", file),
-            (None, Some(_)) => {}
-            (Some(file), Some(_)) => checker.error_at(
-                Some(file.span()),
-                "upstream.credential: key_file and key_env exclude each other; keep one".to_owned(),
-            ),
-            (None, None) => checker.error_at(
-                None,
-                "upstream.credential: kind = \"key\" needs key_file or key_env".to_owned(),
-            ),
-        },
-    }
+    credential::check(checker);
 }
 
 fn check_rest(checker: &mut Checker<'_>) {
@@ -227,5 +214,14 @@ fn check_rest(checker: &mut Checker<'_>) {
                 format!("audit.file: directory {} not found", directory.display()),
             );
         }
+    }
+}
+
+fn check_observability(checker: &mut Checker<'_>) {
+    for message in super::observability::problems(checker.config) {
+        checker.error_at(None, message);
+    }
+    if let Some(key_file) = &checker.config.audit.user_agent_hmac_key_file {
+        checker.require_file("audit.user_agent_hmac_key_file", key_file);
     }
 }

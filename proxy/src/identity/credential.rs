@@ -59,6 +59,11 @@ fn parse_credential(value: &str) -> Result<Cow<'_, str>, AuthError> {
     if let Some(token) = strip_bearer(value) {
         return Ok(Cow::Borrowed(token.trim_start_matches(' ')));
     }
+    if value.eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::Malformed {
+            detail: "the Bearer scheme has no token",
+        });
+    }
     if starts_with_ignore_case(value, "type") {
         return parse_cosmos_credential(value);
     }

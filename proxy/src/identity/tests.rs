@@ -544,6 +544,32 @@ async fn refreshes_keys_on_cache_control_max_age() {
     assert_eq!(error.reason(), "unknown_key_id");
 }
 
+#[tokio::test]
+async fn invalid_jwks_refresh_keeps_previous_keys() {
+    let key = TestKey::rsa_a();
+    let idp = TestIssuer::start(&[&key]).await;
+    idp.set_cache_control("max-age=1");
+    let mut config = issuer_config(&idp.url());
+    config.jwks_min_refetch_interval = Duration::from_millis(500);
+    let registry = prometheus::Registry::new();
+    let authenticator = ready_authenticator(vec![config], &registry).await;
+
+    idp.set_jwks(json!({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let failures = metric(
+        &registry,
+        "cosmoguard_jwks_fetches_total",
+        &[("issuer", &idp.url()), ("result", "failure")],
+    );
+    assert!(failures >= 1.0, "the refresh failed");
+    assert!(authenticator.is_ready());
+    let result = authenticator
+        .authenticate(&bearer(&key.sign(&claims(&idp.url()))))
+        .await;
+    assert!(result.is_ok(), "{result:?}");
+}
+
 // The token cache.
 
 #[tokio::test]

@@ -16,7 +16,7 @@ use crate::config::UpstreamConfig;
 
 pub(super) type HttpsClient = Client<HttpsConnector<HttpConnector>, ProxyBody>;
 
-/// Why the upstream client could not be built.
+/// Errors from building the upstream client.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot read CA file {path}: {source}")]

@@ -24,7 +24,7 @@ impl fmt::Debug for MasterKey {
     }
 }
 
-/// Why an account key could not be used.
+/// Errors from decoding an account key.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("the account key is empty")]

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The one test command: install the test dependencies, build the workspace, run the Rust
+# tests, then the end-to-end tests. Exits non-zero when any step fails.
+# Extra arguments go to pytest, for example `tests/run.sh -k authentication`.
+set -uo pipefail
+
+repo_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_dir" || exit 1
+
+declare -a step_results=()
+failed=0
+
+run_step() {
+    local name="$1"
+    shift
+    printf '\n==> %s\n' "$name"
+    local started=$SECONDS
+    if "$@"; then
+        step_results+=("ok      $name ($((SECONDS - started)) s)")
+    else
+        step_results+=("FAILED  $name ($((SECONDS - started)) s)")
+        failed=1
+    fi
+}
+
+run_step "install test dependencies" bash tests/install.sh
+if ((failed == 0)); then
+    run_step "cargo build --workspace" cargo build --workspace
+fi
+if ((failed == 0)); then
+    run_step "cargo test --workspace" cargo test --workspace
+    # The end-to-end tests run even when a Rust unit test fails, so one run shows both.
+    run_step "end-to-end tests (pytest)" tests/.venv/bin/pytest tests/ -q -rfEs "$@"
+fi
+
+printf '\n==> summary\n'
+for result in "${step_results[@]}"; do
+    printf '  %s\n' "$result"
+done
+if ((failed != 0)); then
+    printf 'tests/run.sh: FAILED (logs of the end-to-end processes are under tests/.run/)\n'
+    exit 1
+fi
+printf 'tests/run.sh: all steps passed\n'
