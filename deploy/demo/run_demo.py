@@ -79,7 +79,12 @@ def main() -> int:
     unexpected = 0
     for sdk, subject, op, expect_allowed in scenario(uuid.uuid4().hex[:6]):
         result = run_client(sdk, args.proxy_url, [op], args.ca_file, token=tokens[subject])[0]
-        outcome = "allowed" if result["ok"] else ("denied" if result["status"] == 403 else "failed")
+        if result["ok"]:
+            outcome = "allowed"
+        elif result["status"] == 403:
+            outcome = "denied"
+        else:
+            outcome = "failed"
         expected = "allowed" if expect_allowed else "denied"
         if outcome != expected:
             unexpected += 1

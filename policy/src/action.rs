@@ -254,13 +254,13 @@ impl fmt::Debug for ActionSet {
     }
 }
 
-/// How an action name in a policy file was resolved.
+/// The result of resolving an action name from a policy file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ParsedAction {
     /// The name is spelled as documented (full or short form).
     Exact(ActionSet),
-    /// The name matched only when compared case-insensitively, which Azure accepts but a
-    /// reader may miss: `check` warns about it.
+    /// The name matched only when compared case-insensitively. `check` warns about it,
+    /// because a reader may miss the difference.
     CaseDiffers(ActionSet, &'static str),
 }
 
@@ -303,7 +303,7 @@ pub fn suggest_action(name: &str) -> Option<&'static str> {
         .map(|(_, candidate)| candidate)
 }
 
-/// Every accepted spelling with its set: full names, short forms and wildcards.
+/// Returns every accepted spelling with its set: full names, short forms and wildcards.
 fn all_spellings() -> impl Iterator<Item = (&'static str, ActionSet)> {
     let singles = ACTIONS
         .iter()
@@ -350,8 +350,8 @@ fn edit_distance(left: &str, right: &str) -> usize {
     previous[right.len()]
 }
 
-/// What an operation needs: every action in `all` (two for an upsert of a non-item
-/// resource, which may create or replace), or nothing when the policy does not support it.
+/// The actions an operation needs. An upsert of anything but an item needs two, because it
+/// may create or replace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Requirement {
     Actions(ActionSet),
@@ -418,19 +418,31 @@ pub fn requirement(operation: Operation) -> Requirement {
     set.map_or(Requirement::Unsupported, Requirement::Actions)
 }
 
-/// Returns what an operation on items (documents) needs. Batch operations use this too.
+/// Returns what one operation of a batch needs. A batch may contain only item creates,
+/// upserts, reads, replaces, patches and deletes; anything else is unsupported.
+pub fn batch_operation_requirement(kind: OperationKind) -> Requirement {
+    use OperationKind as K;
+    match kind {
+        K::Create | K::Upsert | K::Read | K::Replace | K::Patch | K::Delete => {
+            item_requirement(kind)
+        }
+        _ => Requirement::Unsupported,
+    }
+}
+
+/// Returns what an operation on items (documents) needs.
 pub fn item_requirement(kind: OperationKind) -> Requirement {
     use OperationKind as K;
     let set = match kind {
         K::Read | K::Head => ITEMS_READ,
-        // Listing items without A-IM returns their content, like a query without a filter,
-        // so it needs executeQuery. Azure documents no action for it: this is an assumption.
+        // NOTE: Azure documents no action for listing items without A-IM. The list returns
+        // item content, like a query without a filter, so it is assumed to need executeQuery.
         K::ReadFeed | K::Query | K::QueryPlan => EXECUTE_QUERY,
         K::ReadChangeFeed => READ_CHANGE_FEED,
         K::Create => ITEMS_CREATE,
         K::Upsert => ITEMS_UPSERT,
-        // Azure documents no action for PATCH. It changes an existing item, so it needs
-        // items/replace: this is an assumption.
+        // NOTE: Azure documents no action for PATCH. It changes an existing item, so it is
+        // assumed to need items/replace.
         K::Replace | K::Patch => ITEMS_REPLACE,
         K::Delete => ITEMS_DELETE,
         K::Batch => return Requirement::Batch,

@@ -14,8 +14,8 @@ use serde::Deserialize;
 
 use crate::action::{self, ActionSet, BUILT_IN_ROLES};
 
-/// An import failure: invalid JSON, an assignment of an unknown role, or a scope that is
-/// not a Cosmos DB account path.
+/// An import failure: invalid JSON, an assignment of an unknown role, a scope that is not a
+/// Cosmos DB account path, or assignments in two accounts.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[error("{message}")]
 pub struct ImportError {
@@ -78,7 +78,7 @@ impl<T> OneOrMany<T> {
     }
 }
 
-/// How a role is referred to in the generated policy.
+/// A role as the generated policy names it.
 #[derive(Debug)]
 struct ImportedRole {
     /// The name in `roles = [...]`: a built-in role name or a `[roles.NAME]` key.
@@ -91,8 +91,10 @@ struct ImportedRole {
 /// a role that is built in or defined in `definitions_json`, and every scope must belong
 /// to one and the same database account.
 pub fn import(definitions_json: &str, assignments_json: &str) -> Result<AzureImport, ImportError> {
-    let definitions: Vec<RoleDefinition> = parse_json(definitions_json, "role definitions")?;
-    let assignments: Vec<RoleAssignment> = parse_json(assignments_json, "role assignments")?;
+    let definitions: Vec<RoleDefinition> =
+        parse_json(definitions_json, "role definitions", "definition list")?;
+    let assignments: Vec<RoleAssignment> =
+        parse_json(assignments_json, "role assignments", "assignment list")?;
     let mut warnings = Vec::new();
     let roles = import_roles(&definitions, &mut warnings);
     let mut account = None;
@@ -113,23 +115,18 @@ pub fn import(definitions_json: &str, assignments_json: &str) -> Result<AzureImp
     Ok(AzureImport { policy, warnings })
 }
 
-fn parse_json<T: for<'de> Deserialize<'de>>(text: &str, what: &str) -> Result<Vec<T>, ImportError> {
+fn parse_json<T: for<'de> Deserialize<'de>>(
+    text: &str,
+    input_name: &str,
+    az_subcommand: &str,
+) -> Result<Vec<T>, ImportError> {
     serde_json::from_str::<OneOrMany<T>>(text)
         .map(OneOrMany::into_vec)
         .map_err(|error| ImportError {
             message: format!(
-                "invalid {what} JSON: {error}; expected the output of `az cosmosdb sql role {}`",
-                az_command(what)
+                "invalid {input_name} JSON: {error}; expected the output of `az cosmosdb sql role {az_subcommand}`"
             ),
         })
-}
-
-fn az_command(what: &str) -> &'static str {
-    if what.contains("definition") {
-        "definition list"
-    } else {
-        "assignment list"
-    }
 }
 
 /// Returns the roles by lowercase GUID: the built-in roles, then each custom definition.
@@ -214,7 +211,8 @@ fn known_actions(
     set
 }
 
-/// In an Azure role definition `*` means every data action, not the Cosmoguard actions.
+/// Reads `*` in an Azure role definition as every data action. An Azure role can grant
+/// only data actions, so the import never turns it into the Cosmoguard actions.
 fn azure_meaning(name: &str, set: ActionSet) -> ActionSet {
     if name.trim() == "*" {
         ActionSet::range(0, 10)

@@ -1,5 +1,5 @@
-//! `check`: every error of a policy at once, and warnings about rules that load but cannot
-//! do what they seem to say.
+//! `check`: every error of a policy at once, and warnings about rules that load but can
+//! never apply as written.
 
 use std::ops::Range;
 
@@ -14,7 +14,7 @@ use crate::{Effect, Policy, PolicyError, PolicyWarning};
 pub struct CheckReport {
     /// The policy, when there are no errors.
     pub policy: Option<Policy>,
-    /// Errors in line order; any error means the policy does not load.
+    /// Errors in line order. Any error means the policy does not load.
     pub errors: Vec<PolicyError>,
     /// Warnings in line order.
     pub warnings: Vec<PolicyWarning>,
@@ -58,10 +58,19 @@ const ACTIONS_WITH_ITEM_ID: ActionSet = action::ITEMS_READ
     .union(action::ITEMS_UPSERT);
 
 fn lint(sources: &[RuleSource], diagnostics: &mut Diagnostics<'_>) {
+    let has_allow = sources
+        .iter()
+        .any(|source| source.rule.effect == Effect::Allow);
+    if !has_allow && diagnostics.errors.is_empty() {
+        diagnostics.warning(
+            0..0,
+            "the policy has no allow rules, so it denies every request",
+        );
+    }
     for source in sources {
         lint_rule(source, diagnostics);
     }
-    for (index, source) in sources.iter().enumerate() {
+    for source in sources {
         if source.rule.effect != Effect::Allow {
             continue;
         }
@@ -82,7 +91,6 @@ fn lint(sources: &[RuleSource], diagnostics: &mut Diagnostics<'_>) {
                 ),
             );
         }
-        let _ = index;
     }
 }
 

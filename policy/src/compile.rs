@@ -175,7 +175,7 @@ fn deserialize<'i, T: Deserialize<'i>>(
     }
 }
 
-/// A custom role: its actions and where it was defined.
+/// The actions of a custom role.
 #[derive(Debug)]
 struct Role {
     actions: ActionSet,
@@ -283,12 +283,15 @@ fn compile_rule(
     if id.is_empty() {
         diagnostics.error(file.id.span(), "rule `id` must not be empty");
     }
+
     let effect = match file.effect.as_ref().map(Spanned::get_ref) {
         Some(EffectFile::Deny) => Effect::Deny,
         Some(EffectFile::Allow) | None => Effect::Allow,
     };
+
     let actions = rule_actions(&file, roles, diagnostics);
     let (scopes, scope_spans) = rule_scopes(&file, diagnostics);
+
     let principal = file
         .principal
         .as_ref()
@@ -309,9 +312,11 @@ fn compile_rule(
         .when
         .as_ref()
         .map(|c| compile_condition(c, diagnostics));
+
     if diagnostics.errors.len() > errors_before {
         return None;
     }
+
     let rule = CompiledRule {
         id: id.into(),
         description: file.description.map(Into::into),
@@ -440,6 +445,7 @@ pub(crate) fn compile_principal(
         text.as_ref()
             .and_then(|t| template_pattern(t, false, diagnostics))
     };
+
     if let Some(pattern) = single(&principal.issuer, diagnostics) {
         tests.push(Condition::Issuer(pattern));
     }
@@ -449,6 +455,7 @@ pub(crate) fn compile_principal(
     if let Some(pattern) = single(&principal.app_id, diagnostics) {
         tests.push(Condition::AppId(pattern));
     }
+
     if let Some(list) = &principal.groups {
         tests.push(Condition::Groups(plain_patterns(list, diagnostics)));
     }
@@ -461,12 +468,14 @@ pub(crate) fn compile_principal(
     if let Some(claims) = &principal.claims {
         tests.extend(compile_claims(claims, diagnostics));
     }
+
     compile_combinators(
         &mut tests,
         (&principal.any, &principal.all, &principal.not),
         compile_principal,
         diagnostics,
     );
+
     if tests.is_empty() {
         diagnostics.warning(
             file.span(),
@@ -541,7 +550,7 @@ fn claim_test(
             }
         },
         toml::Value::Boolean(flag) => Some(ClaimTest::Bool(*flag)),
-        // Claims are JSON numbers, compared as f64 like JSON itself does.
+        // Claim numbers are compared through `serde_json::Value::as_f64`, so the bound is f64 too.
         toml::Value::Integer(number) => Some(ClaimTest::Number(*number as f64)),
         toml::Value::Float(number) => Some(ClaimTest::Number(*number)),
         toml::Value::Array(values) => {
@@ -619,6 +628,7 @@ pub(crate) fn compile_condition(
     if let Some(claims) = &condition.claims {
         tests.extend(compile_claims(claims, diagnostics));
     }
+
     if let Some(days) = &condition.days {
         tests.push(Condition::Days(compile_days(days, diagnostics)));
     }
@@ -631,6 +641,7 @@ pub(crate) fn compile_condition(
     if let Some(value) = &condition.not_after {
         tests.extend(compile_time(value, diagnostics).map(Condition::NotAfter));
     }
+
     if let Some(list) = &condition.source_addresses {
         tests.push(Condition::SourceAddresses(compile_networks(
             list,
@@ -652,12 +663,14 @@ pub(crate) fn compile_condition(
             diagnostics,
         )));
     }
+
     compile_combinators(
         &mut tests,
         (&condition.any, &condition.all, &condition.not),
         compile_condition,
         diagnostics,
     );
+
     if tests.is_empty() {
         diagnostics.warning(file.span(), "empty `when` condition: it always holds");
     }

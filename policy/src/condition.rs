@@ -59,7 +59,7 @@ pub(crate) enum ClaimTest {
     AnyOf(Box<[ClaimTest]>),
 }
 
-/// What a condition is evaluated against.
+/// The caller, request and context that a condition tests.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Subject<'a> {
     pub(crate) principal: &'a Principal,
@@ -130,8 +130,8 @@ impl Condition {
         }
     }
 
-    /// Returns the exact subject this matcher requires, when it is an `All` (or a single
-    /// test) that contains an exact subject test; the decision index is keyed by it.
+    /// Returns the exact subject that an `All` matcher (or a single subject test) requires.
+    /// The decision index is keyed by it.
     pub(crate) fn exact_subject(&self) -> Option<&str> {
         match self {
             Condition::Subject(pattern) => pattern.exact(),

@@ -98,8 +98,8 @@ impl Engine {
     pub(crate) fn new(rules: Vec<CompiledRule>) -> Engine {
         let mut buckets: Vec<Bucket> = (0..ACTIONS.len()).map(|_| Bucket::default()).collect();
         for (index, rule) in rules.iter().enumerate() {
-            // A policy has far fewer than 2^32 rules: parsing a file of that size is not
-            // possible in memory.
+            // Indexes fit in u32: 2^32 rules of at least 40 bytes each would be a policy file
+            // of over 160 GiB.
             let index = index as u32;
             for bit in rule.actions.indexes() {
                 let bucket = &mut buckets[bit];
@@ -174,7 +174,9 @@ impl Engine {
         let mut first_allow = None;
         for (index, operation) in request.batch.iter().enumerate() {
             let describe = || batch_operation_text(index, operation, request);
-            let Requirement::Actions(required) = action::item_requirement(operation.kind) else {
+            let Requirement::Actions(required) =
+                action::batch_operation_requirement(operation.kind)
+            else {
                 return default_deny(format!(
                     "{} is not an item operation that a batch may contain",
                     describe()
@@ -189,16 +191,21 @@ impl Engine {
                 outcome => return self.decision(outcome, describe),
             }
         }
+        let Some(rule) = first_allow else {
+            return default_deny(format!(
+                "a batch request on {} has no operations",
+                resource_text(request)
+            ));
+        };
         let count = request.batch.len();
-        let mut decision = self.decision(
-            first_allow.map_or(Outcome::NoMatch, Outcome::Allowed),
-            || format!("{count} batch operations on {}", resource_text(request)),
-        );
-        decision.reason = format!(
-            "all {count} batch operations on {} are allowed",
-            resource_text(request)
-        );
-        decision
+        Decision {
+            effect: Effect::Allow,
+            rule_id: Some(self.rules[rule as usize].id.to_string()),
+            reason: format!(
+                "all {count} batch operations on {} are allowed",
+                resource_text(request)
+            ),
+        }
     }
 
     fn decision(&self, outcome: Outcome, describe: impl FnOnce() -> String) -> Decision {

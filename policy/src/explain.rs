@@ -19,14 +19,15 @@ pub struct Explanation {
     pub operations: Vec<OperationExplanation>,
 }
 
-/// How the rules applied to one operation.
+/// The evaluation of every rule for one operation.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct OperationExplanation {
     /// The index of the batch operation, or `None` for the request itself.
     pub batch_index: Option<usize>,
     /// The operation and its resource, such as `read_item on /dbs/shop/colls/orders/docs/1`.
     pub operation: String,
-    /// The full names of the actions the operation needs; empty when no action covers it.
+    /// The full names of the actions the operation needs. It is empty when no action covers
+    /// the operation.
     pub required_actions: Vec<&'static str>,
     pub rules: Vec<RuleExplanation>,
 }
@@ -87,7 +88,9 @@ fn explain_batch(
     let mut operations = Vec::new();
     for (index, batch_operation) in request.batch.iter().enumerate() {
         let text = engine::batch_operation_text(index, batch_operation, request);
-        let Requirement::Actions(required) = action::item_requirement(batch_operation.kind) else {
+        let Requirement::Actions(required) =
+            action::batch_operation_requirement(batch_operation.kind)
+        else {
             operations.push(unsupported(Some(index), text));
             continue;
         };

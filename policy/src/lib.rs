@@ -2,9 +2,10 @@
 //! resource. Pure logic: no I/O, no async, no clock (the caller passes the time in).
 //!
 //! [`Policy::parse`] reads a TOML policy (format in `policy/README.md`) and compiles it
-//! into an index; [`Policy::decide`] decides one classified request; [`Policy::explain`]
-//! says why, rule by rule; [`check`] lists errors and warnings for `cosmoguard policy check`;
-//! [`azure_import::import`] turns Azure role definitions and assignments into a policy.
+//! into an index. [`Policy::decide`] decides one classified request, and
+//! [`Policy::explain`] explains the decision rule by rule. [`check`] lists errors and
+//! warnings for `cosmoguard policy check`. [`azure_import::import`] turns Azure role
+//! definitions and assignments into a policy.
 
 pub mod action;
 pub mod azure_import;

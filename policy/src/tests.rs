@@ -465,6 +465,7 @@ fn explain_lists_every_rule_with_reason() {
     let caller = principal("support-agent");
     let request = item(K::Delete, "dbs/shop/colls/orders/docs/1");
     let explanation = policy.explain(&caller, &request, &context());
+
     assert_eq!(explanation.decision, decide(&policy, &caller, &request));
     let [operation] = explanation.operations.as_slice() else {
         panic!("one operation expected")
@@ -474,6 +475,7 @@ fn explain_lists_every_rule_with_reason() {
         vec![data_action(request.operation)]
     );
     assert_eq!(operation.rules.len(), policy.rule_count());
+
     let by_id = |id: &str| operation.rules.iter().find(|r| r.rule_id == id).unwrap();
     assert!(by_id("support-agent-no-writes").applies);
     assert_eq!(
@@ -490,6 +492,7 @@ fn explain_lists_every_rule_with_reason() {
             .reason
             .starts_with("scope mismatch")
     );
+
     let text = explanation.to_string();
     assert!(
         text.starts_with("decision: deny by support-agent-no-writes"),
@@ -627,4 +630,20 @@ fn linear_decision(
         (None, Some(allow)) => (Effect::Allow, Some(allow)),
         (None, None) => (Effect::Deny, None),
     }
+}
+
+#[test]
+fn batch_with_query_operation_is_denied() {
+    let policy = parse(ORDERS_POLICY);
+    let mut request = item(K::Batch, "dbs/shop/colls/orders");
+    request.batch = vec![
+        batch_op(K::Read, Some("a"), None),
+        batch_op(K::Query, None, None),
+    ];
+    let decision = decide(&policy, &principal("app"), &request);
+    assert_eq!(decision.effect, Effect::Deny);
+    assert_eq!(
+        decision.reason,
+        "batch operation 1 (query_item in /dbs/shop/colls/orders) is not an item operation that a batch may contain"
+    );
 }

@@ -5,8 +5,8 @@ use toml::value::{Datetime, Offset};
 const SECONDS_PER_DAY: i64 = 86_400;
 
 /// Converts a TOML date-time into Unix seconds. A date without a time means midnight UTC.
-/// A date-time without an offset is rejected, because the local time zone of whoever
-/// wrote the policy is unknown.
+/// A date-time without an offset is rejected, because the time zone its author meant is
+/// unknown.
 pub(crate) fn unix_seconds(datetime: &Datetime) -> Result<i64, ()> {
     let date = datetime.date.ok_or(())?;
     let days = days_from_civil(
@@ -26,8 +26,8 @@ pub(crate) fn unix_seconds(datetime: &Datetime) -> Result<i64, ()> {
     Ok(days * SECONDS_PER_DAY + seconds_of_day - offset_minutes * 60)
 }
 
-/// Returns the days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-/// `days_from_civil` algorithm).
+/// Returns the days since 1970-01-01 of a proleptic Gregorian date, counted in 400-year eras
+/// of 146,097 days so that leap years need no loop.
 pub(crate) fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let year = if month <= 2 { year - 1 } else { year };
     let era = year.div_euclid(400);

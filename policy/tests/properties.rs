@@ -201,7 +201,10 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
-    fn deny_always_wins(rules in prop::collection::vec(rule_spec(), 0..12), spec in request_spec()) {
+    fn deny_always_wins(
+        rules in prop::collection::vec(rule_spec(), 0..12),
+        spec in request_spec(),
+    ) {
         let policy = build_policy(&rules);
         let explanation = policy.explain(&principal(&spec), &request(&spec), &context());
         let any_deny_applies = explanation.operations[0]
@@ -257,7 +260,11 @@ proptest! {
     }
 
     #[test]
-    fn parse_never_panics_on_mutated_policy(position in 0usize..4000, insert in "[\\[\\]{}\"=*,./a-z0-9\n ]{0,8}", cut in 0usize..20) {
+    fn parse_never_panics_on_mutated_policy(
+        position in 0usize..4000,
+        insert in "[\\[\\]{}\"=*,./a-z0-9\n ]{0,8}",
+        cut in 0usize..20,
+    ) {
         let base = include_str!("../../deploy/policy.toml");
         let mut start = position.min(base.len());
         while !base.is_char_boundary(start) {

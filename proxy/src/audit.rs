@@ -3,10 +3,14 @@
 //! The request path only queues a finished line; it never waits on the disk. When the
 //! queue is full the record is dropped, counted and logged, so a stuck disk cannot stall
 //! requests.
+//!
+//! A file can rotate by size. Lines are written in batches of whole lines with one write
+//! call per batch, and rotation happens only between batches, so no line is ever split
+//! across two files.
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 use std::time::SystemTime;
@@ -16,6 +20,32 @@ use serde::Serialize;
 
 /// Records queued for the writer before new ones are dropped.
 const QUEUE_CAPACITY: usize = 16 * 1024;
+
+/// The largest batch of lines given to one write call, so that a burst reaches the disk
+/// in steps and rotation can happen between them.
+const MAX_BATCH_BYTES: usize = 60 * 1024;
+
+/// Where the audit log goes and when a file rotates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditTarget {
+    /// `-` for standard output, otherwise a file path.
+    pub file: String,
+    /// Rotate before the file would exceed this size. `None`: never rotate.
+    pub max_file_bytes: Option<u64>,
+    /// Rotated files kept (`file.1` is the newest).
+    pub max_files: usize,
+}
+
+impl AuditTarget {
+    /// A target that writes to `file` without rotation.
+    pub fn unrotated(file: &str) -> AuditTarget {
+        AuditTarget {
+            file: file.to_owned(),
+            max_file_bytes: None,
+            max_files: 0,
+        }
+    }
+}
 
 /// The caller as the audit record names it.
 #[derive(Clone, Debug, Serialize)]
@@ -59,6 +89,20 @@ pub struct AuditRecord {
     pub client_address: Option<String>,
     /// False when the response body was cut off (the caller or the account went away).
     pub completed: bool,
+    /// The OpenTelemetry trace id of the request's span, when spans are exported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    /// The ` cosmoguard-subject/` digest sent upstream in `User-Agent`, when stamping is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_agent_subject: Option<String>,
+    /// For a high-change operation (throughput or container replace, container or
+    /// database delete): each changed top-level field as `{"before": .., "after": ..}`.
+    /// A delete lists every field of the resource as it was, with `after` null.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes: Option<serde_json::Value>,
+    /// Why `changes` is missing for a high-change operation (the read before it failed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes_error: Option<String>,
 }
 
 /// Formats a time for the `time` field.
@@ -77,12 +121,8 @@ pub struct AuditSink {
 
 impl AuditSink {
     /// Opens the sink: `-` is standard output, anything else a file appended to.
-    pub fn open(target: &str, registry: &Registry) -> io::Result<AuditSink> {
-        let output: Box<dyn Write + Send> = if target == "-" {
-            Box::new(io::stdout())
-        } else {
-            Box::new(OpenOptions::new().create(true).append(true).open(Path::new(target))?)
-        };
+    pub fn open(target: &AuditTarget, registry: &Registry) -> io::Result<AuditSink> {
+        let output = Output::open(target)?;
         let dropped = IntCounter::new(
             "cosmoguard_audit_records_dropped_total",
             "Audit records dropped because the writer queue was full or the write failed.",
@@ -156,26 +196,42 @@ impl Drop for AuditSink {
     }
 }
 
-/// Writes each line whole, then flushes once the queue is empty, so lines reach the
-/// file promptly without a system call per record under load.
+/// Writes queued lines in batches of whole lines, one write call per batch, and
+/// flushes after each, so lines reach the file promptly without a system call per
+/// record under load.
 fn write_lines(
     receiver: Receiver<String>,
-    mut output: Box<dyn Write + Send>,
+    mut output: Output,
     written: &IntCounter,
     dropped: &IntCounter,
 ) {
-    let mut buffer = Vec::with_capacity(64 * 1024);
-    while let Ok(first) = receiver.recv() {
+    let mut buffer = Vec::with_capacity(MAX_BATCH_BYTES + 4096);
+    let mut carried: Option<String> = None;
+    loop {
+        let first = match carried.take() {
+            Some(line) => line,
+            None => match receiver.recv() {
+                Ok(line) => line,
+                Err(_) => return,
+            },
+        };
+        let limit = output.batch_limit();
         let mut count = 0;
         for line in std::iter::once(first).chain(receiver.try_iter()) {
+            // A line that does not fit waits for the next batch, unless it is the first:
+            // a single line larger than the limit is written alone.
+            if count > 0 && buffer.len() + line.len() + 1 > limit {
+                carried = Some(line);
+                break;
+            }
             buffer.extend_from_slice(line.as_bytes());
             buffer.push(b'\n');
             count += 1;
-            if buffer.len() >= 60 * 1024 {
+            if buffer.len() >= limit {
                 break;
             }
         }
-        match output.write_all(&buffer).and_then(|()| output.flush()) {
+        match output.write_batch(&buffer) {
             Ok(()) => written.inc_by(count),
             Err(error) => {
                 dropped.inc_by(count);
@@ -184,4 +240,126 @@ fn write_lines(
         }
         buffer.clear();
     }
+}
+
+/// The writer's destination.
+enum Output {
+    Stdout(io::Stdout),
+    File(RotatingFile),
+}
+
+impl Output {
+    fn open(target: &AuditTarget) -> io::Result<Output> {
+        if target.file == "-" {
+            return Ok(Output::Stdout(io::stdout()));
+        }
+        Ok(Output::File(RotatingFile::open(target)?))
+    }
+
+    /// The largest batch to build next: small enough that the current file stays within
+    /// its size bound, when it rotates.
+    fn batch_limit(&self) -> usize {
+        match self {
+            Output::Stdout(_) => MAX_BATCH_BYTES,
+            Output::File(file) => file.batch_limit(),
+        }
+    }
+
+    fn write_batch(&mut self, batch: &[u8]) -> io::Result<()> {
+        match self {
+            Output::Stdout(stdout) => {
+                let mut locked = stdout.lock();
+                locked.write_all(batch)?;
+                locked.flush()
+            }
+            Output::File(file) => file.write_batch(batch),
+        }
+    }
+}
+
+/// An append-only file that rotates by size: `log` → `log.1` → `log.2` …, keeping
+/// `max_files` rotated files.
+struct RotatingFile {
+    path: PathBuf,
+    file: File,
+    size: u64,
+    max_bytes: Option<u64>,
+    max_files: usize,
+}
+
+impl RotatingFile {
+    fn open(target: &AuditTarget) -> io::Result<RotatingFile> {
+        let path = PathBuf::from(&target.file);
+        let file = open_append(&path)?;
+        let size = file.metadata()?.len();
+        Ok(RotatingFile {
+            path,
+            file,
+            size,
+            max_bytes: target.max_file_bytes,
+            max_files: target.max_files,
+        })
+    }
+
+    /// The room left in the current file, or the whole bound of a fresh file when the
+    /// current one is full (it rotates before the next write).
+    fn batch_limit(&self) -> usize {
+        let Some(max_bytes) = self.max_bytes else {
+            return MAX_BATCH_BYTES;
+        };
+        let room = max_bytes.saturating_sub(self.size);
+        let room = if room == 0 { max_bytes } else { room };
+        usize::try_from(room).unwrap_or(usize::MAX).min(MAX_BATCH_BYTES)
+    }
+
+    fn write_batch(&mut self, batch: &[u8]) -> io::Result<()> {
+        let len = batch.len() as u64;
+        if let Some(max_bytes) = self.max_bytes
+            && self.size > 0
+            && self.size + len > max_bytes
+        {
+            self.rotate()?;
+        }
+        // One write call per batch: an append-mode write of whole lines, so a reader
+        // never sees a line cut between two files.
+        self.file.write_all(batch)?;
+        self.file.flush()?;
+        self.size += len;
+        Ok(())
+    }
+
+    /// Shifts `log.N-1` to `log.N` down to `log` to `log.1`, deleting the oldest, then
+    /// reopens `log` empty.
+    fn rotate(&mut self) -> io::Result<()> {
+        self.file.sync_data()?;
+        if self.max_files == 0 {
+            std::fs::remove_file(&self.path)?;
+        } else {
+            let oldest = numbered(&self.path, self.max_files);
+            if oldest.exists() {
+                std::fs::remove_file(&oldest)?;
+            }
+            for index in (1..self.max_files).rev() {
+                let from = numbered(&self.path, index);
+                if from.exists() {
+                    std::fs::rename(&from, numbered(&self.path, index + 1))?;
+                }
+            }
+            std::fs::rename(&self.path, numbered(&self.path, 1))?;
+        }
+        self.file = open_append(&self.path)?;
+        self.size = 0;
+        tracing::info!(audit.file = %self.path.display(), "Rotated the audit log");
+        Ok(())
+    }
+}
+
+fn open_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+fn numbered(path: &Path, index: usize) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{index}"));
+    PathBuf::from(name)
 }

@@ -38,6 +38,8 @@ pub enum ProxyError {
     BodyRead(String),
     #[error("{operation} on {resource} is not allowed")]
     Denied { operation: String, resource: String },
+    #[error("resource id {rid} is not known, so no policy can be applied to it")]
+    UnresolvedRid { rid: String },
     #[error("the upstream credential is unavailable: {0}")]
     Credential(String),
     #[error("the account could not be reached: {0}")]
@@ -58,7 +60,7 @@ impl ProxyError {
             ProxyError::Invalid(_) | ProxyError::BodyRead(_) => StatusCode::BAD_REQUEST,
             ProxyError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ProxyError::Denied { .. } => StatusCode::FORBIDDEN,
+            ProxyError::Denied { .. } | ProxyError::UnresolvedRid { .. } => StatusCode::FORBIDDEN,
             ProxyError::Credential(_) => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::UpstreamUnavailable(_) | ProxyError::UpstreamInvalid(_) => {
                 StatusCode::BAD_GATEWAY
@@ -75,7 +77,8 @@ impl ProxyError {
             | ProxyError::HeadersTooLarge { .. }
             | ProxyError::BodyTooLarge { .. }
             | ProxyError::BodyRead(_)
-            | ProxyError::Denied { .. } => Fault::Client,
+            | ProxyError::Denied { .. }
+            | ProxyError::UnresolvedRid { .. } => Fault::Client,
             ProxyError::Credential(_) => Fault::Proxy,
             ProxyError::UpstreamUnavailable(_)
             | ProxyError::UpstreamTimeout(_)
@@ -96,7 +99,7 @@ impl ProxyError {
             | ProxyError::HeadersTooLarge { .. }
             | ProxyError::BodyTooLarge { .. }
             | ProxyError::BodyRead(_) => "invalid",
-            ProxyError::Denied { .. } => "deny",
+            ProxyError::Denied { .. } | ProxyError::UnresolvedRid { .. } => "deny",
             ProxyError::Credential(_)
             | ProxyError::UpstreamUnavailable(_)
             | ProxyError::UpstreamTimeout(_)
@@ -113,6 +116,7 @@ impl ProxyError {
             ProxyError::BodyTooLarge { .. } => "body_too_large",
             ProxyError::BodyRead(_) => "body_read_failed",
             ProxyError::Denied { .. } => "policy_denied",
+            ProxyError::UnresolvedRid { .. } => "unresolved_resource_id",
             ProxyError::Credential(_) => "credential_unavailable",
             ProxyError::UpstreamUnavailable(_) => "upstream_unavailable",
             ProxyError::UpstreamTimeout(_) => "upstream_timeout",
@@ -152,6 +156,10 @@ impl ProxyError {
             ProxyError::Denied { operation, resource } => {
                 format!("The caller is not allowed to run {operation} on {resource}.")
             }
+            ProxyError::UnresolvedRid { rid } => format!(
+                "The request addresses {rid} by resource id, which the proxy has not seen in a \
+                 response yet. Read the database or container by name first, or address it by name."
+            ),
             ProxyError::Credential(_) => {
                 "The proxy's credential for the account is unavailable. Retry later.".to_owned()
             }

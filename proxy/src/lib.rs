@@ -15,6 +15,8 @@ pub mod error;
 pub mod identity;
 pub mod metrics;
 pub mod pipeline;
+pub mod rid;
 pub mod run;
 pub mod server;
+pub mod telemetry;
 pub mod upstream;

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use crate::audit::AuditSink;
+use crate::audit::{AuditSink, AuditTarget};
 use crate::config::Config;
 use crate::identity::{Authenticator, AuthenticatorOptions};
 use crate::metrics::{self, RequestMetrics};
@@ -61,6 +61,7 @@ pub async fn serve(config_path: &Path) -> anyhow::Result<()> {
             max_header_bytes: config.limits.max_header_bytes,
             max_account_response_bytes: config.limits.max_account_response_bytes,
         },
+        rids: crate::rid::RidMap::default(),
     });
 
     let (stop_sender, stop_receiver) = watch::channel(false);
@@ -153,11 +154,17 @@ fn load_key(config: &Config) -> anyhow::Result<MasterKey> {
 }
 
 fn open_audit(config: &Config, registry: &Registry) -> anyhow::Result<AuditSink> {
-    let target = match config.audit.file.as_str() {
+    let file = match config.audit.file.as_str() {
         "-" => "-".to_owned(),
         file => config.resolve(Path::new(file)).display().to_string(),
     };
-    AuditSink::open(&target, registry).with_context(|| format!("cannot open the audit log {target}"))
+    let target = AuditTarget {
+        file,
+        max_file_bytes: config.audit.max_file_bytes,
+        max_files: config.audit.max_files,
+    };
+    AuditSink::open(&target, registry)
+        .with_context(|| format!("cannot open the audit log {}", target.file))
 }
 
 fn tls_acceptor(config: &Config) -> anyhow::Result<Option<TlsAcceptor>> {

@@ -50,8 +50,13 @@ def _without_system_properties(item: dict) -> dict:
     return {key: value for key, value in item.items() if not key.startswith("_")}
 
 
-def run_operation(client: CosmosClient, op: dict) -> Any:
-    """Run one operation and return its JSON-serialisable result."""
+ACCOUNT_OPERATIONS = frozenset(
+    {"read_account", "list_databases", "create_database", "delete_database", "create_container", "delete_container"}
+)
+
+
+def run_account_operation(client: CosmosClient, op: dict) -> Any:
+    """Run one account, database or container operation and return its result."""
     name = op["op"]
     if name == "read_account":
         account = client.get_database_account()
@@ -70,17 +75,22 @@ def run_operation(client: CosmosClient, op: dict) -> Any:
     if name == "delete_database":
         client.delete_database(op["database"])
         return None
+
+    database = client.get_database_client(op["database"])
     if name == "create_container":
-        database = client.get_database_client(op["database"])
         partition_key = PartitionKey(path=op.get("partition_key_path", "/pk"))
         if op.get("if_not_exists"):
             container = database.create_container_if_not_exists(op["container"], partition_key)
         else:
             container = database.create_container(op["container"], partition_key)
         return {"id": container.id}
-    if name == "delete_container":
-        client.get_database_client(op["database"]).delete_container(op["container"])
-        return None
+    database.delete_container(op["container"])
+    return None
+
+
+def run_item_operation(client: CosmosClient, op: dict) -> Any:
+    """Run one item operation or query and return its result without system properties."""
+    name = op["op"]
     container = _container(client, op)
     if name == "create_item":
         return _without_system_properties(container.create_item(op["item"]))
@@ -105,6 +115,13 @@ def run_operation(client: CosmosClient, op: dict) -> Any:
         items = container.query_items(op["query"], **query_options)
         return [_without_system_properties(item) if isinstance(item, dict) else item for item in items]
     raise ValueError(f"unknown operation {name!r}")
+
+
+def run_operation(client: CosmosClient, op: dict) -> Any:
+    """Run one operation and return its JSON-serialisable result."""
+    if op["op"] in ACCOUNT_OPERATIONS:
+        return run_account_operation(client, op)
+    return run_item_operation(client, op)
 
 
 def run_operations(client: CosmosClient, ops: list[dict]) -> list[dict]:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import time
 import urllib.parse
 import urllib.request
-import json
 
 import pytest
 
@@ -46,6 +46,7 @@ def test_prometheus_scrapes_metrics(proxy, processes, run_dir):
     if prometheus is None:
         pytest.fail("prometheus is missing; run tests/install.sh")
     admin = urllib.parse.urlsplit(proxy.admin_url)
+
     directory = run_dir / "prometheus"
     directory.mkdir(exist_ok=True)
     config = directory / "prometheus.yml"
@@ -55,6 +56,7 @@ def test_prometheus_scrapes_metrics(proxy, processes, run_dir):
         f"      - targets: ['{admin.hostname}:{admin.port}']\n",
         encoding="utf-8",
     )
+
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = processes.start(
@@ -67,6 +69,7 @@ def test_prometheus_scrapes_metrics(proxy, processes, run_dir):
         ],
         ready=lambda: http_status(f"{base}/-/ready") == 200,
     )
+
     try:
         query = urllib.parse.urlencode({"query": 'up{job="cosmoguard"}'})
         deadline = time.monotonic() + 30

@@ -86,10 +86,14 @@ def test_valid_token_passes(proxy, certs, token_for, audit_start):
 
     assert response.status == 200, response.body
     assert "writableLocations" in response.json()
+    lines = wait_for_audit(proxy, audit_start, lambda line: line.get("operation") == "read_account")
+    assert lines, "no audit line for the account read"
+    assert lines[-1]["decision"] == "allow", lines[-1]
+    assert lines[-1]["principal"]["subject"] == "orders-app", lines[-1]
 
 
 @pytest.mark.parametrize("sdk", ["python", "node"])
-def test_sdk_with_expired_token(proxy, certs, oidc, sdk, double, double_start):
+def test_sdk_with_expired_token(proxy, certs, oidc, sdk, double, double_start, audit_start):
     token = oidc.mint({"sub": "orders-app", "aud": AUDIENCE}, expires_in=-600)
     ops = [{"op": "read_item", "database": "shop", "container": "orders", "id": "x", "partition_key": "c"}]
     results = run_client(sdk, proxy.url, ops, certs.ca_file, token=token)
@@ -97,3 +101,6 @@ def test_sdk_with_expired_token(proxy, certs, oidc, sdk, double, double_start):
     assert not results[0]["ok"], results
     assert results[0]["status"] == 401, results
     assert double.records()[double_start:] == []
+    lines = wait_for_audit(proxy, audit_start, lambda line: line.get("decision") == "unauthenticated")
+    assert lines, "no unauthenticated audit line for the SDK's call"
+    assert {line["reason"] for line in lines} == {"expired"}, lines

@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import ssl
+import time
 import urllib.parse
 
 import pytest
@@ -100,15 +101,17 @@ def test_oversized_token_rejected(proxy, certs, oidc, audit_start, double, doubl
     assert double.records()[double_start:] == []
 
 
-def test_connection_reused_after_denied_write(proxy, certs, token_for, audit_start):
-    """A keep-alive connection still answers the next request after the proxy denies a
-    request that carried a body. (Clients such as the Python SDK reuse it; if the proxy
-    wants to close it, it must say `Connection: close` on the denial.)"""
+@pytest.mark.parametrize("padding_bytes", [16, 512 * 1024])
+def test_connection_reused_after_denied_write(proxy, certs, token_for, padding_bytes):
+    """A keep-alive connection still serves the next request after the proxy denies a
+    request that carried a body. Clients such as the Python SDK reuse the connection, so
+    a proxy that closes it must send `Connection: close` with the denial."""
     token = token_for("support-agent")
     parsed = urllib.parse.urlsplit(proxy.url)
     context = ssl.create_default_context(cafile=str(certs.ca_file))
     connection = http.client.HTTPSConnection(parsed.hostname, parsed.port, context=context, timeout=30)
-    body = json.dumps({"id": "keepalive", "customerId": "c-keepalive"}).encode()
+    # Cosmos DB items may be up to 2 MiB, so a denied write can carry a large body.
+    body = json.dumps({"id": "keepalive", "customerId": "c-keepalive", "padding": "p" * padding_bytes}).encode()
     headers = cosmos_headers(token)
     headers.update(
         {
@@ -117,6 +120,7 @@ def test_connection_reused_after_denied_write(proxy, certs, token_for, audit_sta
             "x-ms-documentdb-is-upsert": "True",
         }
     )
+
     try:
         connection.request("POST", "/dbs/shop/colls/orders/docs", body=body, headers=headers)
         denied = connection.getresponse()
@@ -124,6 +128,9 @@ def test_connection_reused_after_denied_write(proxy, certs, token_for, audit_sta
         assert denied.status == 403
         if (denied.getheader("connection") or "").lower() == "close":
             return
+        # Give a close from the proxy time to arrive, so the check does not depend on
+        # which side is faster.
+        time.sleep(0.3)
         connection.request("GET", "/", headers=cosmos_headers(token))
         second = connection.getresponse()
         second.read()
@@ -136,7 +143,7 @@ def test_connection_reused_after_denied_write(proxy, certs, token_for, audit_sta
 
 @pytest.fixture(scope="module")
 def broken_upstream_proxy(processes, certs, run_dir, cosmos_server, oidc, shop):
-    """A proxy whose upstream double answers the account read with truncated JSON."""
+    """A proxy whose upstream double returns truncated JSON for the account read."""
     broken = stack.start_cosmos_double(
         processes,
         certs,

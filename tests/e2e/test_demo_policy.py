@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from e2e.conftest import start_test_proxy
+from support.proxy_client import subject_of, wait_for_audit
 from support.sdk import run_client
 from support.stack import REPO_DIR
 
@@ -41,7 +42,15 @@ def test_demo_outcomes(demo_proxy, certs, token_for, sdk, orders):
     write = [{"op": "upsert_item", **ORDERS, "item": {**order, "total": 0}}]
     read = [{"op": "read_item", **ORDERS, "id": order["id"], "partition_key": customer}]
     for subject in ("reporting", "support-agent"):
+        audit_start = len(demo_proxy.audit_lines())
         results = run_client(sdk, demo_proxy.url, read + write, certs.ca_file, token=token_for(subject))
         assert results[0]["ok"], (subject, results[0])
         assert results[1]["status"] == 403, (subject, results[1])
+        denied = wait_for_audit(
+            demo_proxy,
+            audit_start,
+            lambda line: line.get("operation") == "upsert_item" and subject_of(line) == subject,
+        )
+        assert denied, f"no audit line for the {subject} upsert"
+        assert denied[-1]["decision"] == "deny", denied[-1]
     assert orders.read_item(order["id"], customer)["total"] == 30

@@ -74,14 +74,14 @@ def test_create_database_and_container(proxy, certs, token_for, sdk, direct, aud
 def test_item_operations(proxy, certs, token_for, sdk, orders, audit_start, double, double_start):
     token = token_for("orders-app")
     customer = f"c-{sdk}-{uuid.uuid4().hex[:6]}"
-    kept, removed = f"keep-{uuid.uuid4().hex[:6]}", f"drop-{uuid.uuid4().hex[:6]}"
+    kept_id, removed_id = f"keep-{uuid.uuid4().hex[:6]}", f"drop-{uuid.uuid4().hex[:6]}"
     container = {"database": "shop", "container": "orders"}
     ops = [
-        {"op": "upsert_item", **container, "item": {"id": kept, "customerId": customer, "total": 10}},
-        {"op": "upsert_item", **container, "item": {"id": removed, "customerId": customer, "total": 20}},
-        {"op": "read_item", **container, "id": kept, "partition_key": customer},
-        {"op": "replace_item", **container, "id": kept, "partition_key": customer, "item": {"id": kept, "customerId": customer, "total": 11}},
-        {"op": "patch_item", **container, "id": kept, "partition_key": customer, "operations": [{"op": "set", "path": "/status", "value": "shipped"}]},
+        {"op": "upsert_item", **container, "item": {"id": kept_id, "customerId": customer, "total": 10}},
+        {"op": "upsert_item", **container, "item": {"id": removed_id, "customerId": customer, "total": 20}},
+        {"op": "read_item", **container, "id": kept_id, "partition_key": customer},
+        {"op": "replace_item", **container, "id": kept_id, "partition_key": customer, "item": {"id": kept_id, "customerId": customer, "total": 11}},
+        {"op": "patch_item", **container, "id": kept_id, "partition_key": customer, "operations": [{"op": "set", "path": "/status", "value": "shipped"}]},
         {
             "op": "query_items",
             **container,
@@ -95,26 +95,26 @@ def test_item_operations(proxy, certs, token_for, sdk, orders, audit_start, doub
             "query": "SELECT VALUE COUNT(1) FROM c WHERE c.customerId = @customer",
             "parameters": [{"name": "@customer", "value": customer}],
         },
-        {"op": "delete_item", **container, "id": removed, "partition_key": customer},
+        {"op": "delete_item", **container, "id": removed_id, "partition_key": customer},
     ]
     results = run_client(sdk, proxy.url, ops, certs.ca_file, token=token)
 
     for op, result in zip(ops, results):
         assert result["ok"], (op, result)
-    assert results[2]["data"] == {"id": kept, "customerId": customer, "total": 10}
+    assert results[2]["data"] == {"id": kept_id, "customerId": customer, "total": 10}
     assert results[3]["data"]["total"] == 11
     assert results[4]["data"]["status"] == "shipped"
-    assert [item["id"] for item in results[5]["data"]] == [kept, removed]
+    assert [item["id"] for item in results[5]["data"]] == [kept_id, removed_id]
     assert results[6]["data"] == [2]
 
-    stored = orders.read_item(kept, customer)
+    stored = orders.read_item(kept_id, customer)
     assert stored["total"] == 11
     assert stored["status"] == "shipped"
-    remaining = list(orders.query_items("SELECT * FROM c WHERE c.id = @id", parameters=[{"name": "@id", "value": removed}], enable_cross_partition_query=True))
+    remaining = list(orders.query_items("SELECT * FROM c WHERE c.id = @id", parameters=[{"name": "@id", "value": removed_id}], enable_cross_partition_query=True))
     assert remaining == []
 
     docs_feed = "dbs/shop/colls/orders"
-    item_link = f"{docs_feed}/docs/{kept}"
+    item_link = f"{docs_feed}/docs/{kept_id}"
     rule = "orders-app-read-write"
     upsert = allowed_audit(proxy, audit_start, "upsert_item", docs_feed, rule)
     assert upsert["database"] == "shop"
@@ -128,7 +128,7 @@ def test_item_operations(proxy, certs, token_for, sdk, orders, audit_start, doub
     allowed_audit(proxy, audit_start, "replace_item", item_link, rule)
     allowed_audit(proxy, audit_start, "patch_item", item_link, rule)
     allowed_audit(proxy, audit_start, "query_items", docs_feed, rule)
-    allowed_audit(proxy, audit_start, "delete_item", f"{docs_feed}/docs/{removed}", rule)
+    allowed_audit(proxy, audit_start, "delete_item", f"{docs_feed}/docs/{removed_id}", rule)
 
     records = double.records()[double_start:]
     assert {"GET", "POST", "PUT", "PATCH", "DELETE"} <= {record["method"] for record in records}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from e2e.conftest import start_test_proxy
 from support import stack
+from support.proxy_client import wait_for_audit
 from support.sdk import run_client
 
 # A valid base64 key that is not the emulator key the double expects.
@@ -24,6 +25,9 @@ def test_wrong_account_key_fails_verification(processes, certs, run_dir, cosmos_
         processes.stop(checking_double.process)
 
     assert not results[0]["ok"], results
+    audit = wait_for_audit(proxy, 0, lambda line: line.get("operation") == "read_account")
+    assert audit, "no audit line for the account read"
+    assert audit[0]["status"] >= 400, audit[0]
     records = stack.read_records(record_path)
     assert records, "the proxy sent nothing upstream"
     assert all(not record["verified"] for record in records), records

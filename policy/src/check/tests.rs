@@ -243,3 +243,11 @@ fn column_counts_characters() {
     assert_eq!(report.errors[0].line, 4);
     assert_eq!(report.errors[0].column, 12);
 }
+
+#[test]
+fn policy_without_allow_rules_is_a_warning() {
+    let report = report("version = 1\n");
+    assert!(report.errors.is_empty());
+    assert_eq!(report.warnings.len(), 1);
+    assert!(report.warnings[0].message.contains("denies every request"));
+}

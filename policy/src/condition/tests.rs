@@ -103,6 +103,7 @@ fn claim_tests_cover_each_type() {
             &context(),
         )
     };
+
     assert!(check("level", ClaimTest::Number(3.0)));
     assert!(check(
         "level",
@@ -122,6 +123,7 @@ fn claim_tests_cover_each_type() {
             le: None
         }
     ));
+
     assert!(check("verified", ClaimTest::Bool(true)));
     assert!(!check("verified", ClaimTest::Bool(false)));
     assert!(check(
@@ -132,6 +134,7 @@ fn claim_tests_cover_each_type() {
         "amr",
         ClaimTest::Text(Pattern::parse("otp", false).unwrap())
     ));
+
     assert!(check("missing", ClaimTest::Present(false)));
     assert!(check("amr", ClaimTest::Present(true)));
     assert!(!check("missing", ClaimTest::Number(3.0)));
@@ -143,6 +146,7 @@ fn request_properties_are_tested() {
     let mut request = with_key(query(), &[json!("p")]);
     request.properties.max_item_count = Some(50);
     request.properties.consistency_level = Some("Session".to_owned());
+
     assert!(holds(
         &Condition::SinglePartition(true),
         &caller,
@@ -163,6 +167,7 @@ fn request_properties_are_tested() {
     ));
     let levels = Condition::ConsistencyLevels(vec![Box::from("Session")].into());
     assert!(holds(&levels, &caller, &request, &context()));
+
     request.properties.max_item_count = Some(-1);
     assert!(!holds(
         &Condition::MaxItemCount(100),
@@ -170,6 +175,7 @@ fn request_properties_are_tested() {
         &request,
         &context()
     ));
+
     request.properties.cross_partition = true;
     assert!(!holds(
         &Condition::SinglePartition(true),

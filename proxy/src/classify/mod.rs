@@ -17,7 +17,7 @@ use cosmoguard_policy::{Operation, OperationKind, Request, RequestProperties, Re
 use http::{HeaderMap, Method};
 
 pub use batch::{MAX_BATCH_BODY_BYTES, parse_batch};
-pub use path::{ResourcePath, parse_path};
+pub use path::{ResourcePath, RidAddress, parse_path};
 
 /// Errors from classifying a request. Every variant is the caller's fault (400).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -34,7 +34,7 @@ pub enum ClassifyError {
     PathTooLong { length: usize, max: usize },
     #[error("'{keyword}' is not a resource type at this position of the path")]
     UnknownResourceType { keyword: String },
-    #[error("the path addresses resources by resource id (RID), which is not supported")]
+    #[error("the path addresses a resource below a container by resource id (RID); address it by name")]
     AddressedByRid,
     #[error("{method} is not a Cosmos DB operation on {target}")]
     UnsupportedMethod { method: String, target: &'static str },
@@ -54,6 +54,9 @@ pub struct Classified {
     pub signing_resource_type: &'static str,
     /// The resource link the signature covers, exactly as the service computes it.
     pub signing_resource_link: String,
+    /// The resource ids of a RID-addressed path, which must be resolved to names before
+    /// the policy decides.
+    pub rid: Option<RidAddress>,
 }
 
 impl Classified {
@@ -88,6 +91,7 @@ pub fn classify(
         request,
         signing_resource_type: resource.resource_type.keyword(),
         signing_resource_link: resource.signing_link,
+        rid: resource.rid,
     })
 }
 

@@ -25,6 +25,17 @@ pub struct ResourcePath {
     /// The id of the addressed resource below a container or user (item, stored
     /// procedure, permission, ...), or of an offer.
     pub resource_id: Option<String>,
+    /// Set when the path names its database and container by resource id (RID), as the
+    /// .NET SDK does for partition key ranges; `database` and `container` then hold RIDs
+    /// until the pipeline resolves them to names.
+    pub rid: Option<RidAddress>,
+}
+
+/// The resource ids of a RID-addressed path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RidAddress {
+    pub database: String,
+    pub container: Option<String>,
 }
 
 /// Parses a raw, percent-encoded request path.
@@ -41,7 +52,7 @@ pub fn parse_path(raw_path: &str) -> Result<ResourcePath, ClassifyError> {
     }
     check_keywords(&segments)?;
     if is_rid_addressed(&segments) {
-        return Err(ClassifyError::AddressedByRid);
+        return rid_path(&segments);
     }
     Ok(resource_path(&segments))
 }
@@ -103,6 +114,7 @@ fn account_path() -> ResourcePath {
         database: None,
         container: None,
         resource_id: None,
+        rid: None,
     }
 }
 
@@ -145,19 +157,49 @@ fn children_of(parent: Option<ResourceType>) -> &'static [ResourceType] {
 
 /// Whether a database path addresses its database by resource id, as the .NET SDK does
 /// for partition key ranges. A database RID is 4 bytes in base64 with `-` for `/`, which
-/// is 6 characters and `==`. A name of that shape is also treated as a RID, which errs
-/// on the side of rejecting.
+/// is 6 characters and `==`. A name of that shape is also treated as a RID; it then
+/// resolves only if the account reported it as a RID, so it errs on the side of denying.
 fn is_rid_addressed(segments: &[String]) -> bool {
-    segments[0] == "dbs" && segments.get(1).is_some_and(|name| is_database_rid(name))
+    segments[0] == "dbs" && segments.get(1).is_some_and(|name| is_rid(name, 4))
 }
 
-fn is_database_rid(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    bytes.len() == 8
-        && bytes[6..] == *b"=="
-        && bytes[..6]
+/// Whether `text` is the base64 (with `-` for `/`) of exactly `bytes` bytes.
+fn is_rid(text: &str, bytes: usize) -> bool {
+    let length = bytes.div_ceil(3) * 4;
+    let padding = (3 - bytes % 3) % 3;
+    let characters = text.as_bytes();
+    characters.len() == length
+        && characters[length - padding..].iter().all(|byte| *byte == b'=')
+        && characters[..length - padding]
             .iter()
             .all(|byte| byte.is_ascii_alphanumeric() || *byte == b'+' || *byte == b'-')
+}
+
+/// Classifies a RID-addressed path. Only the database (4-byte RID) and container (8-byte
+/// RID) levels can be resolved to names, so anything addressed below a container by RID
+/// is rejected.
+fn rid_path(segments: &[String]) -> Result<ResourcePath, ClassifyError> {
+    let container = segments.get(3);
+    if container.is_some_and(|rid| !is_rid(rid, 8)) || segments.len() > 5 {
+        return Err(ClassifyError::AddressedByRid);
+    }
+    let mut path = resource_path(segments);
+    let owner_rid = segments[..path_owner_length(segments)]
+        .last()
+        .cloned()
+        .unwrap_or_default();
+    path.signing_link = owner_rid.to_lowercase();
+    path.rid = Some(RidAddress {
+        database: segments[1].clone(),
+        container: container.cloned(),
+    });
+    Ok(path)
+}
+
+/// The number of segments up to the resource that owns the request: the resource itself,
+/// or the parent of a feed.
+fn path_owner_length(segments: &[String]) -> usize {
+    if segments.len() % 2 == 1 { segments.len() - 1 } else { segments.len() }
 }
 
 fn resource_path(segments: &[String]) -> ResourcePath {
@@ -198,5 +240,6 @@ fn resource_path(segments: &[String]) -> ResourcePath {
         database: name_after("dbs"),
         container: name_after("colls"),
         resource_id,
+        rid: None,
     }
 }

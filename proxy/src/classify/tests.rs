@@ -133,7 +133,8 @@ fn rejects_hostile_path_spellings() {
         ("/dbs/a%zz", ClassifyError::InvalidEncoding),
         ("/dbs/a%", ClassifyError::InvalidEncoding),
         ("/dbs/%ff", ClassifyError::InvalidEncoding),
-        ("/dbs/AbCdEf==", ClassifyError::AddressedByRid),
+        ("/dbs/AbCdEf==/colls/AbCdEfGhIjk=/docs/x", ClassifyError::AddressedByRid),
+        ("/dbs/AbCdEf==/colls/orders", ClassifyError::AddressedByRid),
     ];
     for (path, expected) in cases {
         let error = classify(&Method::GET, path, &HeaderMap::new()).unwrap_err();
@@ -283,5 +284,30 @@ fn rejects_invalid_batches() {
         too_many.as_bytes(),
     ] {
         assert!(parse_batch(body).is_err(), "{}", String::from_utf8_lossy(body));
+    }
+}
+
+#[test]
+fn rid_addressed_pkranges_keep_rids_for_resolution() {
+    let classified = classify_plain(Method::GET, "/dbs/AbCdEf==/colls/AbCdEf-Hij8=/pkranges");
+    let rid = classified.rid.clone().unwrap();
+    assert_eq!(rid.database, "AbCdEf==");
+    assert_eq!(rid.container.as_deref(), Some("AbCdEf-Hij8="));
+    assert_eq!(classified.signing_resource_type, "pkranges");
+    assert_eq!(classified.signing_resource_link, "abcdef-hij8=");
+    assert_eq!(classified.request.operation.resource_type, Type::PartitionKeyRange);
+}
+
+#[test]
+fn rid_addressed_database_signs_its_own_rid() {
+    let classified = classify_plain(Method::GET, "/dbs/AbCdEf==");
+    assert_eq!(classified.signing_resource_link, "abcdef==");
+    assert_eq!(classified.rid.unwrap().container, None);
+}
+
+#[test]
+fn names_are_not_mistaken_for_rids() {
+    for path in ["/dbs/shop", "/dbs/abcdefgh", "/dbs/abcdef=x"] {
+        assert!(classify_plain(Method::GET, path).rid.is_none(), "{path}");
     }
 }

@@ -149,8 +149,7 @@ pub struct CredentialConfig {
     pub resource_id: Option<Spanned<String>>,
     /// `managed_identity`: refuse to start unless `IDENTITY_ENDPOINT` and `IDENTITY_HEADER`
     /// are set, so the proxy never falls back to IMDS. Default false; set it in test profiles.
-    #[serde(default)]
-    pub require_identity_endpoint: bool,
+    pub require_identity_endpoint: Option<Spanned<bool>>,
     /// `workload_identity`, `client_secret`: the Entra tenant id. Workload identity falls
     /// back to `AZURE_TENANT_ID`.
     pub tenant_id: Option<Spanned<String>>,
@@ -181,6 +180,15 @@ pub enum CredentialKind {
     WorkloadIdentity,
     /// A service principal with a client secret.
     ClientSecret,
+}
+
+impl CredentialConfig {
+    /// Whether `require_identity_endpoint = true` is set.
+    pub fn requires_identity_endpoint(&self) -> bool {
+        self.require_identity_endpoint
+            .as_ref()
+            .is_some_and(|value| *value.get_ref())
+    }
 }
 
 impl CredentialKind {

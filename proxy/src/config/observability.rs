@@ -106,7 +106,7 @@ pub struct MetricsConfig {
 }
 
 /// The protocols `[telemetry] protocol` accepts, as the OTLP environment variables spell them.
-pub const TELEMETRY_PROTOCOLS: [&str; 2] = ["grpc", "http/protobuf"];
+pub(crate) const TELEMETRY_PROTOCOLS: [&str; 2] = ["grpc", "http/protobuf"];
 
 /// Finds the problems in the audit, telemetry and metrics settings that serde cannot
 /// express. Each message names the key and the fix.

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
-use super::{CheckOptions, Config, CredentialKind};
+use super::{CheckOptions, Config};
+
+mod credential;
 
 /// One configuration problem, located in its file.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,3 +1,8 @@
+//! Authenticator tests against an in-process issuer on 127.0.0.1.
+
+// Panicking on a broken fixture is the clearest failure a test can give.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

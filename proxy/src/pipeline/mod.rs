@@ -33,6 +33,7 @@ use crate::classify::{self, Classified};
 use crate::error::ProxyError;
 use crate::identity::Authenticator;
 use crate::metrics::RequestMetrics;
+use crate::rid::RidMap;
 use crate::upstream::Upstream;
 
 pub use finish::Finish;
@@ -54,6 +55,8 @@ pub struct Proxy {
     pub metrics: RequestMetrics,
     pub public_url: Url,
     pub limits: Limits,
+    /// Names learnt for database and container resource ids.
+    pub rids: RidMap,
 }
 
 impl Proxy {
@@ -95,6 +98,12 @@ impl Proxy {
         finish.note_principal(&principal);
 
         let mut classified = classified.map_err(ProxyError::Invalid)?;
+        self.rids
+            .resolve(&mut classified)
+            .map_err(|error| ProxyError::UnresolvedRid { rid: error.rid })?;
+        if classified.rid.is_some() {
+            finish.note_request(&classified);
+        }
         let (mut parts, body) = request.into_parts();
         let body = self.prepare_body(body, &mut classified).await?;
 
@@ -124,7 +133,11 @@ impl Proxy {
         if is_account_read && response.status().is_success() {
             return self.rewrite_account(response).await;
         }
-        Ok(response.map(|body| body.map_err(BoxError::from).boxed()))
+        let status = response.status();
+        Ok(response.map(|body| {
+            self.rids
+                .learn_from(&classified, status, body.map_err(BoxError::from).boxed())
+        }))
     }
 
     /// Streams the body through, except for a batch, whose operations must be read and

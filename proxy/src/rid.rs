@@ -1,0 +1,318 @@
+//! Resource ids (RIDs): the account's own ids for databases and containers, which some
+//! SDKs put in paths instead of names (the .NET SDK reads partition key ranges at
+//! `/dbs/{db RID}/colls/{container RID}/pkranges`).
+//!
+//! Policies are written with names, so a RID-addressed request is decided on the names
+//! its RIDs stand for. The map is learnt from the `_rid` and `id` fields of database and
+//! container responses that pass through the proxy. A RID the proxy has not seen is
+//! denied, never passed: SDKs read a container by name before they address it by RID.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use cosmoguard_policy::{OperationKind, ResourceType};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use moka::sync::Cache;
+use serde::Deserialize;
+
+use crate::body::{BoxError, ProxyBody};
+use crate::classify::Classified;
+
+/// RIDs remembered; beyond this the least recently used are forgotten.
+const CAPACITY: u64 = 100_000;
+
+/// The largest response body read to learn RIDs. Container feeds of accounts with very
+/// many containers are larger; they stream through without teaching the map.
+const MAX_LEARN_BYTES: usize = 1024 * 1024;
+
+/// Names that RIDs stand for, shared by all connections.
+#[derive(Clone, Debug)]
+pub struct RidMap {
+    databases: Cache<String, Arc<str>>,
+    containers: Cache<String, (Arc<str>, Arc<str>)>,
+}
+
+impl Default for RidMap {
+    fn default() -> Self {
+        RidMap {
+            databases: Cache::new(CAPACITY),
+            containers: Cache::new(CAPACITY),
+        }
+    }
+}
+
+/// A RID the map does not know.
+#[derive(Debug, thiserror::Error)]
+#[error("resource id {rid} has not been seen in a database or container response")]
+pub struct UnknownRid {
+    pub rid: String,
+}
+
+#[derive(Deserialize)]
+struct Resource {
+    id: String,
+    #[serde(rename = "_rid")]
+    rid: String,
+}
+
+#[derive(Deserialize)]
+struct DatabaseFeed {
+    #[serde(rename = "Databases")]
+    databases: Vec<Resource>,
+}
+
+#[derive(Deserialize)]
+struct ContainerFeed {
+    #[serde(rename = "DocumentCollections")]
+    containers: Vec<Resource>,
+}
+
+impl RidMap {
+    /// Replaces the RIDs of a RID-addressed request by names, so the policy decides on
+    /// names. The signing link keeps the RID, as the service expects.
+    pub fn resolve(&self, classified: &mut Classified) -> Result<(), UnknownRid> {
+        let Some(address) = classified.rid.clone() else {
+            return Ok(());
+        };
+        let (database, container) = match &address.container {
+            Some(container_rid) => {
+                let (database, container) = self
+                    .containers
+                    .get(container_rid)
+                    .ok_or_else(|| UnknownRid { rid: container_rid.clone() })?;
+                (database, Some(container))
+            }
+            None => {
+                let database = self
+                    .databases
+                    .get(&address.database)
+                    .ok_or_else(|| UnknownRid { rid: address.database.clone() })?;
+                (database, None)
+            }
+        };
+
+        let request = &mut classified.request;
+        let mut link = format!("dbs/{database}");
+        if let Some(container) = &container {
+            link.push_str("/colls/");
+            link.push_str(container);
+        }
+        request.resource_link = link;
+        request.database = Some(database.to_string());
+        request.container = container.map(|name| name.to_string());
+        Ok(())
+    }
+
+    /// Wraps a response body so the RIDs it reports are learnt when it ends, for the
+    /// database and container responses that carry them. Other bodies pass unchanged.
+    pub fn learn_from(&self, classified: &Classified, status: http::StatusCode, body: ProxyBody) -> ProxyBody {
+        let Some(source) = self.source(classified, status) else {
+            return body;
+        };
+        LearningBody {
+            inner: body,
+            buffer: BytesMut::new(),
+            overflowed: false,
+            source: Some(source),
+            map: self.clone(),
+        }
+        .boxed()
+    }
+
+    fn source(&self, classified: &Classified, status: http::StatusCode) -> Option<Source> {
+        let request = &classified.request;
+        if !status.is_success() || classified.rid.is_some() {
+            return None;
+        }
+        let feed = matches!(
+            request.operation.kind,
+            OperationKind::ReadFeed | OperationKind::Query
+        );
+        let single = matches!(
+            request.operation.kind,
+            OperationKind::Read | OperationKind::Create | OperationKind::Replace
+        );
+        match request.operation.resource_type {
+            ResourceType::Database if feed => Some(Source::DatabaseFeed),
+            ResourceType::Database if single => Some(Source::Database),
+            ResourceType::Container if feed || single => {
+                let database = request.database.clone()?;
+                Some(if feed {
+                    Source::ContainerFeed { database }
+                } else {
+                    Source::Container { database }
+                })
+            }
+            _ => None,
+        }
+    }
+
+    fn learn(&self, source: Source, body: &[u8]) {
+        match source {
+            Source::Database => {
+                if let Ok(database) = serde_json::from_slice::<Resource>(body) {
+                    self.insert_database(database);
+                }
+            }
+            Source::DatabaseFeed => {
+                if let Ok(feed) = serde_json::from_slice::<DatabaseFeed>(body) {
+                    feed.databases.into_iter().for_each(|database| self.insert_database(database));
+                }
+            }
+            Source::Container { database } => {
+                if let Ok(container) = serde_json::from_slice::<Resource>(body) {
+                    self.insert_container(&database, container);
+                }
+            }
+            Source::ContainerFeed { database } => {
+                if let Ok(feed) = serde_json::from_slice::<ContainerFeed>(body) {
+                    feed.containers
+                        .into_iter()
+                        .for_each(|container| self.insert_container(&database, container));
+                }
+            }
+        }
+    }
+
+    fn insert_database(&self, database: Resource) {
+        self.databases.insert(database.rid, Arc::from(database.id));
+    }
+
+    fn insert_container(&self, database: &str, container: Resource) {
+        self.containers
+            .insert(container.rid, (Arc::from(database), Arc::from(container.id)));
+    }
+}
+
+/// What a response body reports RIDs of.
+#[derive(Debug)]
+enum Source {
+    Database,
+    DatabaseFeed,
+    Container { database: String },
+    ContainerFeed { database: String },
+}
+
+/// A body that streams through unchanged while keeping a bounded copy to learn from.
+struct LearningBody {
+    inner: ProxyBody,
+    buffer: BytesMut,
+    overflowed: bool,
+    source: Option<Source>,
+    map: RidMap,
+}
+
+impl Body for LearningBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(context);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    if self.buffer.len() + data.len() > MAX_LEARN_BYTES {
+                        self.overflowed = true;
+                        self.buffer = BytesMut::new();
+                    } else if !self.overflowed {
+                        self.buffer.extend_from_slice(data);
+                    }
+                }
+            }
+            Poll::Ready(None) => {
+                if let Some(source) = self.source.take()
+                    && !self.overflowed
+                {
+                    let buffer = std::mem::take(&mut self.buffer);
+                    self.map.learn(source, &buffer);
+                }
+            }
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::{HeaderMap, Method, StatusCode};
+    use http_body_util::Full;
+
+    use super::*;
+    use crate::classify::classify;
+
+    fn classified(method: Method, path: &str) -> Classified {
+        classify(&method, path, &HeaderMap::new()).unwrap()
+    }
+
+    async fn pass_through(map: &RidMap, request: &Classified, body: &str) -> Bytes {
+        let body = Full::new(Bytes::from(body.to_owned())).map_err(|never| match never {}).boxed();
+        map.learn_from(request, StatusCode::OK, body)
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+    }
+
+    #[tokio::test]
+    async fn learns_container_rid_and_resolves_pkranges() {
+        let map = RidMap::default();
+        let read = classified(Method::GET, "/dbs/shop/colls/orders");
+        let body = r#"{"id":"orders","_rid":"AbCdEf-Hij8=","partitionKey":{}}"#;
+        assert_eq!(pass_through(&map, &read, body).await, body);
+
+        let mut by_rid = classified(Method::GET, "/dbs/AbCdEf==/colls/AbCdEf-Hij8=/pkranges");
+        map.resolve(&mut by_rid).unwrap();
+        assert_eq!(by_rid.request.database.as_deref(), Some("shop"));
+        assert_eq!(by_rid.request.container.as_deref(), Some("orders"));
+        assert_eq!(by_rid.request.resource_link, "dbs/shop/colls/orders");
+        assert_eq!(by_rid.signing_resource_link, "abcdef-hij8=");
+    }
+
+    #[tokio::test]
+    async fn learns_databases_from_feed() {
+        let map = RidMap::default();
+        let feed = classified(Method::GET, "/dbs");
+        let body = r#"{"_rid":"","Databases":[{"id":"shop","_rid":"AbCdEf=="},{"id":"hr","_rid":"XyZxYz=="}]}"#;
+        pass_through(&map, &feed, body).await;
+
+        let mut by_rid = classified(Method::GET, "/dbs/XyZxYz==");
+        map.resolve(&mut by_rid).unwrap();
+        assert_eq!(by_rid.request.database.as_deref(), Some("hr"));
+        assert_eq!(by_rid.request.resource_link, "dbs/hr");
+    }
+
+    #[test]
+    fn unknown_rid_is_an_error() {
+        let map = RidMap::default();
+        let mut by_rid = classified(Method::GET, "/dbs/AbCdEf==/colls/AbCdEf-Hij8=/pkranges");
+        let error = map.resolve(&mut by_rid).unwrap_err();
+        assert_eq!(error.rid, "AbCdEf-Hij8=");
+    }
+
+    #[tokio::test]
+    async fn failed_responses_teach_nothing() {
+        let map = RidMap::default();
+        let read = classified(Method::GET, "/dbs/shop");
+        let body = Full::new(Bytes::from_static(br#"{"id":"shop","_rid":"AbCdEf=="}"#))
+            .map_err(|never| match never {})
+            .boxed();
+        map.learn_from(&read, StatusCode::NOT_FOUND, body).collect().await.unwrap();
+        let mut by_rid = classified(Method::GET, "/dbs/AbCdEf==");
+        assert!(map.resolve(&mut by_rid).is_err());
+    }
+}
