@@ -185,6 +185,7 @@ impl Operation {
         match self.kind {
             OperationKind::ReadFeed
             | OperationKind::Query
+            | OperationKind::QueryPlan
             | OperationKind::ReadChangeFeed
             | OperationKind::Batch => format!("{}_{}s", self.kind.name(), noun),
             _ => format!("{}_{}", self.kind.name(), noun),

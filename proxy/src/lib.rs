@@ -15,6 +15,7 @@ pub mod error;
 pub mod identity;
 pub mod metrics;
 pub mod pipeline;
+pub mod policy_store;
 pub mod rid;
 pub mod run;
 pub mod server;

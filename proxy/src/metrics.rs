@@ -1,11 +1,19 @@
 //! Request metrics, registered once on the registry the admin listener serves.
 //!
-//! Label values come from bounded sets (operation names, decisions, status classes), never
-//! from a subject, token or item id.
+//! Label values come from bounded sets (operation names, decisions, status classes, an
+//! allow-list of containers, error reasons), never from a subject, token or item id.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    CounterVec, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry,
 };
+
+/// The label value for a database or container outside the charge allow-list.
+const OTHER: &str = "other";
 
 /// Latency buckets in seconds: 250 µs to 60 s, dense where proxied Cosmos calls land.
 const LATENCY_BUCKETS: [f64; 16] = [
@@ -20,6 +28,10 @@ pub struct RequestMetrics {
     duration: HistogramVec,
     upstream_duration: Histogram,
     in_flight: IntGauge,
+    request_charge: CounterVec,
+    /// `database/container` pairs that get their own request-charge series.
+    charge_containers: Arc<HashSet<String>>,
+    upstream_errors: IntCounterVec,
 }
 
 impl RequestMetrics {
@@ -50,16 +62,45 @@ impl RequestMetrics {
             "cosmoguard_requests_in_flight",
             "Requests received whose response has not finished.",
         )?;
+        let request_charge = CounterVec::new(
+            Opts::new(
+                "cosmoguard_request_charge_total",
+                "Request units the account charged (x-ms-request-charge), by database and \
+                 container; containers outside metrics.charge_containers count as \"other\".",
+            ),
+            &["database", "container"],
+        )?;
+        let upstream_errors = IntCounterVec::new(
+            Opts::new(
+                "cosmoguard_upstream_errors_total",
+                "Requests that failed between the proxy and the account, by reason \
+                 (upstream_unavailable, upstream_timeout, upstream_invalid_response, \
+                 credential_unavailable).",
+            ),
+            &["reason"],
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(upstream_duration.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
+        registry.register(Box::new(request_charge.clone()))?;
+        registry.register(Box::new(upstream_errors.clone()))?;
         Ok(RequestMetrics {
             requests,
             duration,
             upstream_duration,
             in_flight,
+            request_charge,
+            charge_containers: Arc::new(HashSet::new()),
+            upstream_errors,
         })
+    }
+
+    /// Gives each `database/container` in `containers` its own request-charge series.
+    #[must_use]
+    pub fn with_charge_containers(mut self, containers: &[String]) -> RequestMetrics {
+        self.charge_containers = Arc::new(containers.iter().cloned().collect());
+        self
     }
 
     pub fn started(&self) {
@@ -78,6 +119,77 @@ impl RequestMetrics {
     pub fn observe_upstream(&self, seconds: f64) {
         self.upstream_duration.observe(seconds);
     }
+
+    /// Adds a response's request charge, under its own labels only for an allow-listed
+    /// container.
+    pub fn add_request_charge(&self, database: Option<&str>, container: Option<&str>, charge: f64) {
+        if !charge.is_finite() || charge < 0.0 {
+            return;
+        }
+        let (database, container) = self.charge_labels(database, container);
+        self.request_charge.with_label_values(&[database, container]).inc_by(charge);
+    }
+
+    fn charge_labels<'a>(&self, database: Option<&'a str>, container: Option<&'a str>) -> (&'a str, &'a str) {
+        if let (Some(database), Some(container)) = (database, container)
+            && self.charge_containers.contains(&format!("{database}/{container}"))
+        {
+            return (database, container);
+        }
+        (OTHER, OTHER)
+    }
+
+    /// Counts a request that failed on the way to or from the account. `reason` is one
+    /// of the fixed reasons of the proxy's error type.
+    pub fn upstream_failed(&self, reason: &'static str) {
+        self.upstream_errors.with_label_values(&[reason]).inc();
+    }
+}
+
+/// Policy reload outcomes.
+#[derive(Clone, Debug)]
+pub struct PolicyMetrics {
+    reloads: IntCounterVec,
+    last_success: Gauge,
+}
+
+impl PolicyMetrics {
+    pub fn register(registry: &Registry) -> prometheus::Result<PolicyMetrics> {
+        let reloads = IntCounterVec::new(
+            Opts::new(
+                "cosmoguard_policy_reloads_total",
+                "Policy reloads, by result: success, or failure when the new policy was \
+                 invalid and the previous one was kept.",
+            ),
+            &["result"],
+        )?;
+        let last_success = Gauge::new(
+            "cosmoguard_policy_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful policy load (the start counts as one).",
+        )?;
+        registry.register(Box::new(reloads.clone()))?;
+        registry.register(Box::new(last_success.clone()))?;
+        for result in ["success", "failure"] {
+            reloads.with_label_values(&[result]);
+        }
+        last_success.set(unix_seconds());
+        Ok(PolicyMetrics { reloads, last_success })
+    }
+
+    /// Records one reload attempt.
+    pub fn reloaded(&self, ok: bool) {
+        let result = if ok { "success" } else { "failure" };
+        self.reloads.with_label_values(&[result]).inc();
+        if ok {
+            self.last_success.set(unix_seconds());
+        }
+    }
+}
+
+fn unix_seconds() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |elapsed| elapsed.as_secs_f64())
 }
 
 /// Registers `cosmoguard_build_info`, a constant 1 labelled with the version.

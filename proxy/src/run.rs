@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use arc_swap::ArcSwap;
 use cosmoguard_policy::Policy;
 use prometheus::Registry;
 use tokio::net::TcpListener;
@@ -18,8 +17,10 @@ use crate::config::Config;
 use crate::identity::{Authenticator, AuthenticatorOptions};
 use crate::metrics::{self, RequestMetrics};
 use crate::pipeline::{Limits, Proxy};
+use crate::policy_store::PolicyStore;
+use crate::telemetry::{SubjectStamp, TelemetryHandle};
 use crate::server::{self, admin::AdminState};
-use crate::upstream::{MasterKey, Upstream};
+use crate::upstream::{Credential, CredentialOptions, Upstream};
 
 /// Time open connections get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
@@ -35,8 +36,9 @@ pub async fn serve(config_path: &Path) -> anyhow::Result<()> {
 
     let registry = Registry::new();
     metrics::register_build_info(&registry)?;
-    let policy = Arc::new(ArcSwap::from_pointee(load_policy(&config.policy_path())?));
-    let upstream = build_upstream(&config)?;
+    let policy_store = Arc::new(PolicyStore::open(&config.policy_path(), &registry)?);
+    let upstream = build_upstream(&config, config_path, &registry)?;
+    let credential_readiness = upstream.credential_readiness();
     let options = AuthenticatorOptions {
         allow_plain_http: config.dangerous.plain_http_issuers,
         ..AuthenticatorOptions::default()
@@ -44,7 +46,9 @@ pub async fn serve(config_path: &Path) -> anyhow::Result<()> {
     let authenticator = Authenticator::start(std::mem::take(&mut config.issuers), options, &registry)
         .map_err(|error| anyhow::anyhow!("{}: [[issuers]]: {error}", config_path.display()))?;
     let audit = Arc::new(open_audit(&config, &registry)?);
-    let metrics = RequestMetrics::register(&registry)?;
+    let metrics = RequestMetrics::register(&registry)?.with_charge_containers(&config.metrics.charge_containers);
+    let telemetry =
+        TelemetryHandle::start(config.telemetry.as_ref(), config.upstream.endpoint.get_ref(), &registry).await?;
 
     let tls = tls_acceptor(&config)?;
     let data_listener = bind(config.listener.address, "data").await?;
@@ -52,7 +56,7 @@ pub async fn serve(config_path: &Path) -> anyhow::Result<()> {
 
     let proxy = Arc::new(Proxy {
         authenticator: authenticator.clone(),
-        policy: Arc::clone(&policy),
+        policy: policy_store.current(),
         upstream,
         audit: Arc::clone(&audit),
         metrics,
@@ -62,18 +66,25 @@ pub async fn serve(config_path: &Path) -> anyhow::Result<()> {
             max_account_response_bytes: config.limits.max_account_response_bytes,
         },
         rids: crate::rid::RidMap::default(),
+        telemetry: telemetry.telemetry.clone(),
+        subject_stamp: load_subject_stamp(&config)?,
     });
 
     let (stop_sender, stop_receiver) = watch::channel(false);
-    tokio::spawn(watch_signals(stop_sender, policy, config.policy_path()));
+    tokio::spawn(watch_signals(stop_sender, Arc::clone(&policy_store)));
+    let policy_watcher = tokio::spawn(Arc::clone(&policy_store).watch());
     let admin_state = AdminState {
         registry,
         authenticator: authenticator.clone(),
+        credential: credential_readiness.clone(),
     };
     tokio::spawn(server::admin::serve_admin(admin_listener, admin_state, stopped(stop_receiver.clone())));
 
     if !authenticator.wait_ready(READY_WAIT).await {
         tracing::warn!("Token signing keys are not loaded yet; requests get 503 until they are");
+    }
+    if !credential_readiness.wait_ready(READY_WAIT).await {
+        tracing::warn!("The upstream credential has no token yet; requests get 503 until it has");
     }
     tracing::info!(
         public_url = %proxy.public_url,
@@ -90,11 +101,13 @@ pub async fn serve(config_path: &Path) -> anyhow::Result<()> {
     )
     .await;
 
+    policy_watcher.abort();
     drop(proxy);
     match Arc::try_unwrap(audit) {
         Ok(mut audit) => audit.close(),
         Err(_) => tracing::warn!("Audit log still in use at shutdown; queued records may be lost"),
     }
+    telemetry.shutdown().await;
     tracing::info!("Cosmoguard stopped");
     Ok(())
 }
@@ -116,41 +129,20 @@ fn warn_dangerous(config: &Config) {
 pub fn load_policy(path: &Path) -> anyhow::Result<Policy> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read policy file {}", path.display()))?;
-    Policy::parse(&text, &path.display().to_string()).map_err(|errors| {
-        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        anyhow::anyhow!("invalid policy:\n{}", lines.join("\n"))
-    })
+    crate::policy_store::parse(path, &text)
 }
 
-fn build_upstream(config: &Config) -> anyhow::Result<Upstream> {
-    let key = load_key(config)?;
+fn build_upstream(config: &Config, config_path: &Path, registry: &Registry) -> anyhow::Result<Upstream> {
+    let credential = Credential::start(config, registry, CredentialOptions::default())
+        .map_err(|error| anyhow::anyhow!("{}: {error}", config_path.display()))?;
     let ca_file = config.upstream.ca_file.as_ref().map(|path| config.resolve(path.get_ref()));
     Upstream::new(
         &config.upstream,
         ca_file.as_deref(),
-        key,
+        credential,
         config.dangerous.plain_http_upstream,
     )
     .context("cannot set up the upstream client")
-}
-
-fn load_key(config: &Config) -> anyhow::Result<MasterKey> {
-    let credential = &config.upstream.credential;
-    let text = match (&credential.key_file, &credential.key_env) {
-        (Some(file), _) => {
-            let path = config.resolve(file.get_ref());
-            std::fs::read_to_string(&path)
-                .with_context(|| format!("cannot read the account key file {}", path.display()))?
-        }
-        (None, Some(variable)) => std::env::var(variable.get_ref()).with_context(|| {
-            format!(
-                "environment variable {} is not set; it must contain the account key",
-                variable.get_ref()
-            )
-        })?,
-        (None, None) => anyhow::bail!("upstream.credential needs key_file or key_env"),
-    };
-    Ok(MasterKey::from_base64(&text)?)
 }
 
 fn open_audit(config: &Config, registry: &Registry) -> anyhow::Result<AuditSink> {
@@ -165,6 +157,14 @@ fn open_audit(config: &Config, registry: &Registry) -> anyhow::Result<AuditSink>
     };
     AuditSink::open(&target, registry)
         .with_context(|| format!("cannot open the audit log {}", target.file))
+}
+
+fn load_subject_stamp(config: &Config) -> anyhow::Result<Option<SubjectStamp>> {
+    let Some(key_file) = &config.audit.user_agent_hmac_key_file else {
+        return Ok(None);
+    };
+    let stamp = SubjectStamp::from_file(&config.resolve(key_file.get_ref())).map_err(anyhow::Error::msg)?;
+    Ok(Some(stamp))
 }
 
 fn tls_acceptor(config: &Config) -> anyhow::Result<Option<TlsAcceptor>> {
@@ -198,9 +198,11 @@ async fn stopped(mut receiver: watch::Receiver<bool>) {
 
 /// Stops on SIGTERM or Ctrl-C; reloads the policy on SIGHUP, keeping the old one if the
 /// new one is invalid.
-async fn watch_signals(stop: watch::Sender<bool>, policy: Arc<ArcSwap<Policy>>, policy_path: std::path::PathBuf) {
+async fn watch_signals(stop: watch::Sender<bool>, policy: Arc<PolicyStore>) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut terminate), Ok(mut hangup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
+    let (Ok(mut terminate), Ok(mut hangup)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::hangup()))
+    else {
         tracing::error!("Failed to install signal handlers; stop the proxy with SIGKILL");
         return;
     };
@@ -208,21 +210,12 @@ async fn watch_signals(stop: watch::Sender<bool>, policy: Arc<ArcSwap<Policy>>, 
         tokio::select! {
             _ = terminate.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
-            _ = hangup.recv() => reload_policy(&policy, &policy_path),
+            _ = hangup.recv() => {
+                let policy = Arc::clone(&policy);
+                let _ = tokio::task::spawn_blocking(move || policy.reload_if_changed("SIGHUP")).await;
+            }
         }
     }
     tracing::info!("Shutdown requested");
     let _ = stop.send(true);
-}
-
-fn reload_policy(policy: &ArcSwap<Policy>, path: &Path) {
-    match load_policy(path) {
-        Ok(new_policy) => {
-            policy.store(Arc::new(new_policy));
-            tracing::info!(policy.file = %path.display(), "Reloaded the policy");
-        }
-        Err(error) => {
-            tracing::error!(policy.file = %path.display(), error = %format!("{error:#}"), "Kept the previous policy: the new one is invalid");
-        }
-    }
 }

@@ -7,9 +7,12 @@
 //! database. Shapes the service does not define are rejected rather than forwarded.
 
 pub mod batch;
+mod created;
 mod headers;
 pub mod path;
 
+#[cfg(test)]
+mod properties;
 #[cfg(test)]
 mod tests;
 
@@ -17,6 +20,7 @@ use cosmoguard_policy::{Operation, OperationKind, Request, RequestProperties, Re
 use http::{HeaderMap, Method};
 
 pub use batch::{MAX_BATCH_BODY_BYTES, parse_batch};
+pub use created::{MAX_CREATE_BODY_BYTES, apply_created_id};
 pub use path::{ResourcePath, RidAddress, parse_path};
 
 /// Errors from classifying a request. Every variant is the caller's fault (400).
@@ -44,6 +48,8 @@ pub enum ClassifyError {
     InvalidHeader { name: &'static str, problem: String },
     #[error("the batch body is invalid: {0}")]
     InvalidBatch(String),
+    #[error("the request body is invalid: {0}")]
+    InvalidBody(String),
 }
 
 /// A classified request: the policy input and what the upstream signature needs.
@@ -60,9 +66,10 @@ pub struct Classified {
 }
 
 impl Classified {
-    /// Whether the request body must be read to authorize the request (batch operations).
+    /// Whether the request body must be read to authorize the request: a batch's
+    /// operations, or the id of the resource a create or upsert makes.
     pub fn needs_body(&self) -> bool {
-        self.request.operation.kind == OperationKind::Batch
+        self.request.operation.kind == OperationKind::Batch || created::names_resource_in_body(self)
     }
 }
 

@@ -311,3 +311,41 @@ fn names_are_not_mistaken_for_rids() {
         assert!(classify_plain(Method::GET, path).rid.is_none(), "{path}");
     }
 }
+
+#[test]
+fn create_reads_the_new_resource_id_from_the_body() {
+    let cases: &[(&str, &str, Option<&str>, Option<&str>, Option<&str>, &str)] = &[
+        ("/dbs", r#"{"id":"shop"}"#, Some("shop"), None, None, "dbs/shop"),
+        ("/dbs/shop/colls", r#"{"id":"orders","partitionKey":{}}"#, Some("shop"), Some("orders"), None, "dbs/shop/colls/orders"),
+        ("/dbs/shop/colls/orders/docs", r#"{"id":"o-1","n":1}"#, Some("shop"), Some("orders"), Some("o-1"), "dbs/shop/colls/orders/docs/o-1"),
+        ("/dbs/shop/colls/orders/sprocs", r#"{"id":"bulk","body":"function(){}"}"#, Some("shop"), Some("orders"), Some("bulk"), "dbs/shop/colls/orders/sprocs/bulk"),
+    ];
+    for (path, body, database, container, resource_id, link) in cases {
+        let mut classified = classify_plain(Method::POST, path);
+        assert!(classified.needs_body(), "{path}");
+        let signing_link = classified.signing_resource_link.clone();
+        apply_created_id(&mut classified, body.as_bytes()).unwrap();
+        let request = &classified.request;
+        assert_eq!(request.database.as_deref(), *database, "{path}");
+        assert_eq!(request.container.as_deref(), *container, "{path}");
+        assert_eq!(request.resource_id.as_deref(), *resource_id, "{path}");
+        assert_eq!(request.resource_link, *link, "{path}");
+        assert_eq!(classified.signing_resource_link, signing_link, "{path}: signed link is the feed's");
+    }
+}
+
+#[test]
+fn create_rejects_forbidden_or_invalid_ids() {
+    for body in [r#"{"id":"a/b"}"#, r#"{"id":"a\u0000"}"#, r#"{"id":""}"#, r#"{"id":7}"#, "not json"] {
+        let mut classified = classify_plain(Method::POST, "/dbs");
+        let error = apply_created_id(&mut classified, body.as_bytes()).unwrap_err();
+        assert!(matches!(error, ClassifyError::InvalidBody(_)), "{body}: {error:?}");
+    }
+}
+
+#[test]
+fn reads_and_queries_need_no_body() {
+    let query = headers(&[("x-ms-documentdb-isquery", "True")]);
+    assert!(!classify(&Method::POST, "/dbs/d/colls/c/docs", &query).unwrap().needs_body());
+    assert!(!classify_plain(Method::PUT, "/dbs/d/colls/c/docs/i").needs_body());
+}

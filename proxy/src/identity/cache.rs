@@ -8,7 +8,7 @@ use moka::Expiry;
 use moka::sync::Cache;
 use sha2::{Digest, Sha256};
 
-/// The cache key: SHA-256 of the token, so the cache holds no bearer token.
+/// The cache key: SHA-256 of the token, so the cache contains no bearer token.
 pub(crate) type TokenDigest = [u8; 32];
 
 /// A verified token.

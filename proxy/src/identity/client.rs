@@ -32,7 +32,7 @@ pub(crate) struct Document {
     pub(crate) max_age: Option<Duration>,
 }
 
-/// Why a document could not be fetched.
+/// A failure to fetch a document.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum FetchError {
     #[error("{url} uses plain http, which is not allowed")]

@@ -66,7 +66,7 @@ pub struct IssuerConfig {
     #[serde(default = "default_required")]
     pub required: bool,
 
-    /// Which claims fill the principal's fields.
+    /// The claims that fill the principal's fields.
     #[serde(default)]
     pub claims: ClaimMapping,
 }
@@ -272,6 +272,11 @@ impl IssuerConfig {
                     field,
                 });
             }
+        }
+        if self.jwks_refresh_interval >= self.jwks_max_stale {
+            return Err(ConfigError::RefreshNotBeforeStale {
+                issuer: self.issuer.clone(),
+            });
         }
         Ok(())
     }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-/// Why a request carries no acceptable identity.
+/// A failure to authenticate a request.
 ///
 /// Most variants are the caller's fault and map to 401. [`AuthError::NoKeysYet`] and
 /// [`AuthError::IssuerUnavailable`] are the proxy's own failures (it cannot verify any
@@ -104,7 +104,7 @@ impl AuthError {
     }
 
     /// Returns true when the proxy, not the caller, is at fault: the request may succeed
-    /// later unchanged, so the proxy answers 503 with `Retry-After` instead of 401.
+    /// later unchanged, so the proxy responds with 503 and `Retry-After` instead of 401.
     pub fn is_infrastructure(&self) -> bool {
         matches!(
             self,
@@ -127,7 +127,7 @@ fn kid_text(kid: &Option<String>) -> String {
     }
 }
 
-/// Why the `[[issuers]]` configuration or the authenticator options cannot be used.
+/// An invalid `[[issuers]]` configuration or authenticator option.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("no [[issuers]] are configured, so no token could be accepted")]
@@ -181,6 +181,12 @@ pub enum ConfigError {
 
     #[error("issuer `{issuer}`: {field} must be more than zero")]
     ZeroDuration { issuer: String, field: &'static str },
+
+    #[error(
+        "issuer `{issuer}`: jwks_refresh_interval must be shorter than jwks_max_stale, or \
+         keys would expire before they are refreshed"
+    )]
+    RefreshNotBeforeStale { issuer: String },
 
     #[error("failed to read the CA certificate file {}: {error}", path.display())]
     CaFile {

@@ -23,12 +23,12 @@ use super::metrics::IdentityMetrics;
 
 /// The first retry after a failed fetch waits this long; each further failure doubles it.
 const FIRST_RETRY_DELAY: Duration = Duration::from_secs(1);
-/// Retries after failures never wait longer than this.
+/// The maximum delay of a retry after failed fetches.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
 /// A `Cache-Control: max-age` longer than this is shortened to it.
 const MAX_REFRESH_DELAY: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// What the refresh task last published.
+/// The key state the refresh task last published.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct KeyState {
     /// The last key set fetched successfully, kept through later failures.
@@ -38,7 +38,7 @@ pub(crate) struct KeyState {
     pub(crate) last_error: Option<String>,
 }
 
-/// Why an issuer has no keys to verify with.
+/// The reason an issuer has no keys to verify with.
 #[derive(Debug)]
 pub(crate) enum KeysUnavailable {
     NotYetFetched,
@@ -52,7 +52,9 @@ enum RefreshError {
     Fetch(#[from] FetchError),
     #[error("the discovery document is invalid: {0}")]
     InvalidDiscovery(serde_json::Error),
-    #[error("the discovery document names issuer `{found}`, but the configured issuer is `{expected}`")]
+    #[error(
+        "the discovery document names issuer `{found}`, but the configured issuer is `{expected}`"
+    )]
     IssuerMismatch { expected: String, found: String },
     #[error(transparent)]
     KeySet(#[from] KeySetError),
@@ -65,7 +67,7 @@ struct DiscoveryDocument {
     jwks_uri: Url,
 }
 
-/// Where an issuer's keys are found.
+/// The source of an issuer's keys.
 #[derive(Debug)]
 enum KeySource {
     /// An OIDC discovery document whose `jwks_uri` names the JWKS.
@@ -108,7 +110,7 @@ impl Issuer {
         })
     }
 
-    /// The configured issuer string, which is also the metric label.
+    /// Returns the configured issuer string, which is also the metric label.
     pub(crate) fn name(&self) -> &str {
         &self.config.issuer
     }
@@ -169,7 +171,7 @@ impl Issuer {
 
     /// Asks the refresh task for an early fetch because a token named an unknown key, and
     /// waits up to `timeout` for it when it starts now or is already running. When the
-    /// rate limit holds the fetch back, returns at once: the fetch then starts when the
+    /// rate limit delays the fetch, returns at once: the fetch then starts when the
     /// window opens, so a rotation is still seen soon.
     pub(crate) async fn refetch_for_unknown_key(&self, timeout: Duration) {
         let mut receiver = self.state.subscribe();
@@ -326,13 +328,13 @@ impl Issuer {
             jwks.consecutive_failures = consecutive_failures,
             jwks.retry_in_ms = retry_in.as_millis() as u64,
             jwks.keeping_last_keys = keeping_keys,
-            "Failed to fetch issuer signing keys; retrying"
+            "Failed to fetch issuer signing keys, will retry"
         );
     }
 
-    /// Uses the server's `max-age`, at least `jwks_min_refetch_interval` and at most half of
-    /// `jwks_max_stale` (so one failed refresh never lets good keys expire), or the
-    /// configured interval when the server sent none.
+    /// Returns the delay until the next refresh: the server's `max-age`, at least
+    /// `jwks_min_refetch_interval` and at most half of `jwks_max_stale` (so one failed
+    /// refresh does not let good keys expire), or the configured interval without one.
     fn refresh_delay(&self, max_age: Option<Duration>) -> Duration {
         let config = &self.config;
         match max_age {

@@ -75,14 +75,14 @@ pub(crate) struct KeySet {
     pub(crate) skipped: usize,
 }
 
-/// Why no key was chosen for a token.
+/// The reason no key was chosen for a token.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum KeySelectionError {
     UnknownKeyId,
     Mismatch(KeyType),
 }
 
-/// Why a JWKS document was rejected as a whole.
+/// The reason a whole JWKS document was rejected.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum KeySetError {
     #[error("the JWKS is not a JSON object with a `keys` array: {0}")]
@@ -115,7 +115,7 @@ struct JwksDocument {
 
 impl KeySet {
     /// Parses a JWKS document. Keys that cannot verify signatures are skipped one by one,
-    /// so a single odd key does not hide the others; a document with no usable key fails.
+    /// so a single odd key does not hide the others. A document with no usable key fails.
     pub(crate) fn parse(body: &[u8]) -> Result<KeySet, KeySetError> {
         let document: JwksDocument =
             serde_json::from_slice(body).map_err(KeySetError::InvalidJson)?;
@@ -176,10 +176,7 @@ impl KeySet {
         &self,
         algorithm: SigningAlgorithm,
     ) -> Result<&Arc<VerificationKey>, KeySelectionError> {
-        let mut fitting = self
-            .keys
-            .iter()
-            .filter(|key| key.key_type.fits(algorithm));
+        let mut fitting = self.keys.iter().filter(|key| key.key_type.fits(algorithm));
         match (fitting.next(), fitting.next()) {
             (Some(key), None) => Ok(key),
             _ => Err(KeySelectionError::UnknownKeyId),
@@ -209,7 +206,11 @@ impl KeySelectionError {
 
 fn parse_key(value: serde_json::Value) -> Option<VerificationKey> {
     let fields: JwkFields = serde_json::from_value(value).ok()?;
-    if fields.public_key_use.as_deref().is_some_and(|usage| usage != "sig") {
+    if fields
+        .public_key_use
+        .as_deref()
+        .is_some_and(|usage| usage != "sig")
+    {
         return None;
     }
     if let Some(operations) = &fields.key_ops

@@ -33,15 +33,6 @@ use tokio::task::AbortHandle;
 pub use config::{ClaimMapping, IssuerConfig, SigningAlgorithm, TENANT_PLACEHOLDER};
 pub use error::{AuthError, ConfigError};
 
-/// Maps a token's claims to a principal as an issuer's claim mapping says, for tools
-/// such as `cosmoguard policy explain` that start from claims rather than a token.
-pub fn principal_from_claims(
-    claims: serde_json::Map<String, serde_json::Value>,
-    mapping: &ClaimMapping,
-) -> Result<Principal, AuthError> {
-    principal::map_principal(claims, mapping)
-}
-
 use cache::{CachedToken, TokenCache, TokenDigest};
 use client::{ClientSettings, DocumentClient};
 use issuer::Issuer;
@@ -49,6 +40,15 @@ use keys::VerificationKey;
 use metrics::{IdentityMetrics, UNKNOWN_ISSUER_LABEL};
 use routing::{IssuerDirectory, Route};
 use token::{TimeCheck, UnverifiedToken};
+
+/// Maps a token's claims to a principal with an issuer's claim mapping, for tools such as
+/// `cosmoguard policy explain` that start from claims rather than a token.
+pub fn principal_from_claims(
+    claims: serde_json::Map<String, serde_json::Value>,
+    mapping: &ClaimMapping,
+) -> Result<Principal, AuthError> {
+    principal::map_principal(claims, mapping)
+}
 
 /// Settings of the authenticator that are not per issuer.
 #[derive(Clone, Debug)]
@@ -136,7 +136,7 @@ impl std::fmt::Debug for Authenticator {
 impl Authenticator {
     /// Checks the issuer configuration, registers the metrics and starts one background
     /// key-fetch task per issuer (with `tokio::spawn`, so it must run inside a Tokio
-    /// runtime). Never waits on the network: see [`Authenticator::wait_ready`].
+    /// runtime). Returns without waiting on the network: see [`Authenticator::wait_ready`].
     pub fn start(
         issuers: Vec<IssuerConfig>,
         options: AuthenticatorOptions,
@@ -247,7 +247,10 @@ impl Authenticator {
             if self.is_ready() {
                 return true;
             }
-            if tokio::time::timeout_at(deadline, keys_changed).await.is_err() {
+            if tokio::time::timeout_at(deadline, keys_changed)
+                .await
+                .is_err()
+            {
                 return self.is_ready();
             }
         }

@@ -9,7 +9,10 @@ use super::token::{Claims, string_claim};
 
 /// Builds the principal from verified claims. The subject claim is required; every other
 /// field is empty when its claims are absent. All claims are kept in `claims`.
-pub(crate) fn map_principal(claims: Claims, mapping: &ClaimMapping) -> Result<Principal, AuthError> {
+pub(crate) fn map_principal(
+    claims: Claims,
+    mapping: &ClaimMapping,
+) -> Result<Principal, AuthError> {
     let issuer = string_claim(&claims, "iss")?.to_owned();
     let subject = string_claim(&claims, &mapping.subject)?.to_owned();
     if subject.is_empty() {
@@ -49,10 +52,13 @@ fn string_list(claims: &Claims, name: &str) -> Result<Vec<String>, AuthError> {
         Some(Value::Array(values)) => values
             .iter()
             .map(|value| {
-                value.as_str().map(str::to_owned).ok_or(AuthError::InvalidClaim {
-                    claim: name.to_owned(),
-                    expected: "an array of strings",
-                })
+                value
+                    .as_str()
+                    .map(str::to_owned)
+                    .ok_or(AuthError::InvalidClaim {
+                        claim: name.to_owned(),
+                        expected: "an array of strings",
+                    })
             })
             .collect(),
         Some(_) => Err(AuthError::InvalidClaim {

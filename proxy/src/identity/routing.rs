@@ -58,10 +58,12 @@ impl IssuerDirectory {
         let iss = string_claim(claims, "iss")?;
         let tenant = claims.get("tid").and_then(|tid| tid.as_str());
 
-        let route = self.find(iss, tenant).ok_or_else(|| AuthError::UnknownIssuer {
-            issuer: truncate(iss, 200),
-            hint: self.hint(iss, tenant),
-        })?;
+        let route = self
+            .find(iss, tenant)
+            .ok_or_else(|| AuthError::UnknownIssuer {
+                issuer: truncate(iss, 200),
+                hint: self.hint(iss, tenant),
+            })?;
         check_tenant(route.issuer, tenant)?;
         Ok(route)
     }
@@ -100,7 +102,10 @@ impl IssuerDirectory {
         }
         let template_prefix_matches = self.templates.iter().any(|&index| {
             let template = &self.issuers[index].config.issuer;
-            let prefix = template.split(TENANT_PLACEHOLDER).next().unwrap_or_default();
+            let prefix = template
+                .split(TENANT_PLACEHOLDER)
+                .next()
+                .unwrap_or_default();
             iss.starts_with(prefix)
         });
         if template_prefix_matches {

@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use self::support::{
-    AUDIENCE, TestIssuer, TestKey, authorization, bearer, claims, closed_address,
-    issuer_config, metric, options, ready_authenticator, unix_now,
+    AUDIENCE, TestIssuer, TestKey, authorization, bearer, claims, closed_address, issuer_config,
+    metric, options, ready_authenticator, testdata_path, unix_now,
 };
 use super::*;
 
@@ -103,7 +103,10 @@ async fn maps_claims_with_custom_mapping() {
     token_claims["scope"] = json!(["a", "b"]);
     token_claims["appid"] = json!("app-2");
     let token = key.sign(&token_claims);
-    let principal = authenticator.authenticate(&bearer(&token)).await.expect("accepted");
+    let principal = authenticator
+        .authenticate(&bearer(&token))
+        .await
+        .expect("accepted");
 
     assert_eq!(principal.subject, "object-1");
     assert_eq!(principal.display_name.as_deref(), Some("user@example.test"));
@@ -117,8 +120,11 @@ async fn maps_claims_with_custom_mapping() {
 async fn rejects_token_without_subject() {
     let key = TestKey::rsa_a();
     let idp = TestIssuer::start(&[&key]).await;
-    let authenticator =
-        ready_authenticator(vec![issuer_config(&idp.url())], &prometheus::Registry::new()).await;
+    let authenticator = ready_authenticator(
+        vec![issuer_config(&idp.url())],
+        &prometheus::Registry::new(),
+    )
+    .await;
 
     let mut token_claims = claims(&idp.url());
     token_claims.as_object_mut().expect("object").remove("sub");
@@ -149,7 +155,9 @@ async fn not_before_respects_leeway() {
 
     let mut within = claims(&idp.url());
     within["nbf"] = json!(now + 59);
-    let result = authenticator.authenticate(&bearer(&key.sign(&within))).await;
+    let result = authenticator
+        .authenticate(&bearer(&key.sign(&within)))
+        .await;
     assert!(result.is_ok(), "nbf 59 s ahead: {result:?}");
 }
 
@@ -167,7 +175,10 @@ async fn issued_at_in_future_beyond_leeway_is_rejected() {
         .authenticate(&bearer(&key.sign(&future)))
         .await
         .expect_err("iat 120 s ahead");
-    assert!(matches!(error, AuthError::NotYetValid { claim: "iat", .. }), "{error:?}");
+    assert!(
+        matches!(error, AuthError::NotYetValid { claim: "iat", .. }),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]
@@ -199,8 +210,11 @@ async fn expiry_respects_leeway() {
 async fn rejects_token_without_exp() {
     let key = TestKey::rsa_a();
     let idp = TestIssuer::start(&[&key]).await;
-    let authenticator =
-        ready_authenticator(vec![issuer_config(&idp.url())], &prometheus::Registry::new()).await;
+    let authenticator = ready_authenticator(
+        vec![issuer_config(&idp.url())],
+        &prometheus::Registry::new(),
+    )
+    .await;
 
     let mut token_claims = claims(&idp.url());
     token_claims.as_object_mut().expect("object").remove("exp");
@@ -208,7 +222,12 @@ async fn rejects_token_without_exp() {
         .authenticate(&bearer(&key.sign(&token_claims)))
         .await
         .expect_err("no exp");
-    assert_eq!(error, AuthError::MissingClaim { claim: "exp".to_owned() });
+    assert_eq!(
+        error,
+        AuthError::MissingClaim {
+            claim: "exp".to_owned()
+        }
+    );
 }
 
 // Audience and issuer.
@@ -217,8 +236,11 @@ async fn rejects_token_without_exp() {
 async fn rejects_wrong_audience() {
     let key = TestKey::rsa_a();
     let idp = TestIssuer::start(&[&key]).await;
-    let authenticator =
-        ready_authenticator(vec![issuer_config(&idp.url())], &prometheus::Registry::new()).await;
+    let authenticator = ready_authenticator(
+        vec![issuer_config(&idp.url())],
+        &prometheus::Registry::new(),
+    )
+    .await;
 
     let mut token_claims = claims(&idp.url());
     token_claims["aud"] = json!("api://someone-else");
@@ -233,12 +255,17 @@ async fn rejects_wrong_audience() {
 async fn accepts_audience_array_containing_configured_audience() {
     let key = TestKey::rsa_a();
     let idp = TestIssuer::start(&[&key]).await;
-    let authenticator =
-        ready_authenticator(vec![issuer_config(&idp.url())], &prometheus::Registry::new()).await;
+    let authenticator = ready_authenticator(
+        vec![issuer_config(&idp.url())],
+        &prometheus::Registry::new(),
+    )
+    .await;
 
     let mut token_claims = claims(&idp.url());
     token_claims["aud"] = json!(["api://other", AUDIENCE]);
-    let result = authenticator.authenticate(&bearer(&key.sign(&token_claims))).await;
+    let result = authenticator
+        .authenticate(&bearer(&key.sign(&token_claims)))
+        .await;
     assert!(result.is_ok(), "{result:?}");
 
     token_claims["aud"] = json!(["api://other", "api://third"]);
@@ -260,7 +287,9 @@ async fn accepts_each_of_two_audiences() {
     for audience in ["https://127.0.0.2:8443", AUDIENCE] {
         let mut token_claims = claims(&idp.url());
         token_claims["aud"] = json!(audience);
-        let result = authenticator.authenticate(&bearer(&key.sign(&token_claims))).await;
+        let result = authenticator
+            .authenticate(&bearer(&key.sign(&token_claims)))
+            .await;
         assert!(result.is_ok(), "audience {audience}: {result:?}");
     }
 }
@@ -290,8 +319,11 @@ async fn rejects_unknown_issuer() {
 async fn unknown_issuer_hints_at_trailing_slash() {
     let key = TestKey::rsa_a();
     let idp = TestIssuer::start(&[&key]).await;
-    let authenticator =
-        ready_authenticator(vec![issuer_config(&idp.url())], &prometheus::Registry::new()).await;
+    let authenticator = ready_authenticator(
+        vec![issuer_config(&idp.url())],
+        &prometheus::Registry::new(),
+    )
+    .await;
 
     let token = key.sign(&claims(&format!("{}/", idp.url())));
     let error = authenticator
@@ -301,7 +333,10 @@ async fn unknown_issuer_hints_at_trailing_slash() {
     let AuthError::UnknownIssuer { hint, .. } = &error else {
         panic!("expected unknown_issuer, got {error:?}");
     };
-    assert!(hint.is_some_and(|hint| hint.contains("trailing")), "{error}");
+    assert!(
+        hint.is_some_and(|hint| hint.contains("trailing")),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -309,9 +344,12 @@ async fn rejects_discovery_document_for_another_issuer() {
     let key = TestKey::rsa_a();
     let idp = TestIssuer::start(&[&key]).await;
     idp.set_discovery_issuer("http://127.0.0.1:1/impostor");
-    let authenticator =
-        Authenticator::start(vec![issuer_config(&idp.url())], options(), &prometheus::Registry::new())
-            .expect("starts");
+    let authenticator = Authenticator::start(
+        vec![issuer_config(&idp.url())],
+        options(),
+        &prometheus::Registry::new(),
+    )
+    .expect("starts");
 
     assert!(!authenticator.wait_ready(Duration::from_millis(500)).await);
     let token = key.sign(&claims(&idp.url()));
@@ -332,8 +370,11 @@ async fn rejects_discovery_document_for_another_issuer() {
 async fn rejects_bad_signature() {
     let key = TestKey::rsa_a();
     let idp = TestIssuer::start(&[&key]).await;
-    let authenticator =
-        ready_authenticator(vec![issuer_config(&idp.url())], &prometheus::Registry::new()).await;
+    let authenticator = ready_authenticator(
+        vec![issuer_config(&idp.url())],
+        &prometheus::Registry::new(),
+    )
+    .await;
 
     // Signed by another key, but naming the published key's id.
     let forged = TestKey::rsa_b().sign_with_kid(&claims(&idp.url()), Some(&key.kid));
@@ -360,7 +401,11 @@ async fn rejects_bad_signature() {
     assert_eq!(error, AuthError::BadSignature);
 }
 
-fn unsigned_token(header: serde_json::Value, payload: &serde_json::Value, signature: &str) -> String {
+fn unsigned_token(
+    header: serde_json::Value,
+    payload: &serde_json::Value,
+    signature: &str,
+) -> String {
     let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let header = base64::Engine::encode(&engine, header.to_string());
     let payload = base64::Engine::encode(&engine, payload.to_string());
@@ -371,10 +416,17 @@ fn unsigned_token(header: serde_json::Value, payload: &serde_json::Value, signat
 async fn rejects_alg_none() {
     let key = TestKey::rsa_a();
     let idp = TestIssuer::start(&[&key]).await;
-    let authenticator =
-        ready_authenticator(vec![issuer_config(&idp.url())], &prometheus::Registry::new()).await;
+    let authenticator = ready_authenticator(
+        vec![issuer_config(&idp.url())],
+        &prometheus::Registry::new(),
+    )
+    .await;
 
-    let token = unsigned_token(json!({"alg": "none", "typ": "JWT"}), &claims(&idp.url()), "");
+    let token = unsigned_token(
+        json!({"alg": "none", "typ": "JWT"}),
+        &claims(&idp.url()),
+        "",
+    );
     let error = authenticator
         .authenticate(&bearer(&token))
         .await
@@ -386,8 +438,11 @@ async fn rejects_alg_none() {
 async fn rejects_hs256_signed_with_public_key() {
     let key = TestKey::rsa_a();
     let idp = TestIssuer::start(&[&key]).await;
-    let authenticator =
-        ready_authenticator(vec![issuer_config(&idp.url())], &prometheus::Registry::new()).await;
+    let authenticator = ready_authenticator(
+        vec![issuer_config(&idp.url())],
+        &prometheus::Registry::new(),
+    )
+    .await;
 
     let public_pem = include_bytes!("testdata/rsa-a.pub.pem");
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
@@ -398,7 +453,12 @@ async fn rejects_hs256_signed_with_public_key() {
         .authenticate(&bearer(&token))
         .await
         .expect_err("HMAC with the public key");
-    assert_eq!(error, AuthError::DisallowedAlgorithm { alg: "HS256".to_owned() });
+    assert_eq!(
+        error,
+        AuthError::DisallowedAlgorithm {
+            alg: "HS256".to_owned()
+        }
+    );
 }
 
 #[tokio::test]
@@ -422,8 +482,11 @@ async fn rejects_algorithm_that_does_not_fit_key() {
     let rsa = TestKey::rsa_a();
     let ec = TestKey::ec_p256();
     let idp = TestIssuer::start(&[&rsa]).await;
-    let authenticator =
-        ready_authenticator(vec![issuer_config(&idp.url())], &prometheus::Registry::new()).await;
+    let authenticator = ready_authenticator(
+        vec![issuer_config(&idp.url())],
+        &prometheus::Registry::new(),
+    )
+    .await;
 
     // An ES256 token naming the RSA key's id.
     let token = ec.sign_with_kid(&claims(&idp.url()), Some(&rsa.kid));
@@ -439,8 +502,11 @@ async fn ignores_embedded_jwk_header() {
     let key = TestKey::rsa_a();
     let attacker = TestKey::rsa_b();
     let idp = TestIssuer::start(&[&key]).await;
-    let authenticator =
-        ready_authenticator(vec![issuer_config(&idp.url())], &prometheus::Registry::new()).await;
+    let authenticator = ready_authenticator(
+        vec![issuer_config(&idp.url())],
+        &prometheus::Registry::new(),
+    )
+    .await;
 
     // The attacker signs with its own key and embeds that key in the header.
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
@@ -460,8 +526,11 @@ async fn ignores_embedded_jwk_header() {
 async fn accepts_token_without_kid_when_issuer_has_one_key() {
     let key = TestKey::rsa_a();
     let idp = TestIssuer::start(&[&key]).await;
-    let authenticator =
-        ready_authenticator(vec![issuer_config(&idp.url())], &prometheus::Registry::new()).await;
+    let authenticator = ready_authenticator(
+        vec![issuer_config(&idp.url())],
+        &prometheus::Registry::new(),
+    )
+    .await;
 
     let token = key.sign_with_kid(&claims(&idp.url()), None);
     let result = authenticator.authenticate(&bearer(&token)).await;
@@ -585,14 +654,34 @@ async fn cached_token_skips_verification() {
     let authenticator = ready_authenticator(vec![issuer_config(&idp.url())], &registry).await;
 
     let headers = bearer(&key.sign(&claims(&idp.url())));
-    let first = authenticator.authenticate_shared(&headers).await.expect("first");
-    let second = authenticator.authenticate_shared(&headers).await.expect("second");
-    let third = authenticator.authenticate_shared(&headers).await.expect("third");
+    let first = authenticator
+        .authenticate_shared(&headers)
+        .await
+        .expect("first");
+    let second = authenticator
+        .authenticate_shared(&headers)
+        .await
+        .expect("second");
+    let third = authenticator
+        .authenticate_shared(&headers)
+        .await
+        .expect("third");
 
-    assert!(Arc::ptr_eq(&first, &second), "the cached principal is shared");
+    assert!(
+        Arc::ptr_eq(&first, &second),
+        "the cached principal is shared"
+    );
     assert!(Arc::ptr_eq(&first, &third));
-    let hits = metric(&registry, "cosmoguard_token_cache_requests_total", &[("result", "hit")]);
-    let misses = metric(&registry, "cosmoguard_token_cache_requests_total", &[("result", "miss")]);
+    let hits = metric(
+        &registry,
+        "cosmoguard_token_cache_requests_total",
+        &[("result", "hit")],
+    );
+    let misses = metric(
+        &registry,
+        "cosmoguard_token_cache_requests_total",
+        &[("result", "miss")],
+    );
     assert_eq!(hits, 2.0);
     assert_eq!(misses, 1.0);
 }
@@ -607,7 +696,10 @@ async fn cached_token_is_dropped_when_its_key_is_removed() {
     let authenticator = ready_authenticator(vec![config], &prometheus::Registry::new()).await;
 
     let old_headers = bearer(&old.sign(&claims(&idp.url())));
-    authenticator.authenticate(&old_headers).await.expect("old key valid");
+    authenticator
+        .authenticate(&old_headers)
+        .await
+        .expect("old key valid");
 
     tokio::time::sleep(Duration::from_millis(300)).await;
     idp.set_keys(&[&new]);
@@ -634,14 +726,17 @@ async fn cached_token_expires_at_its_exp() {
     let current = Arc::new(std::sync::atomic::AtomicI64::new(now));
     let clock_time = Arc::clone(&current);
     let clock: Clock = Arc::new(move || clock_time.load(std::sync::atomic::Ordering::SeqCst));
-    let authenticator = Authenticator::start_with_clock(vec![config], options(), &registry, clock)
-        .expect("starts");
+    let authenticator =
+        Authenticator::start_with_clock(vec![config], options(), &registry, clock).expect("starts");
     assert!(authenticator.wait_ready(Duration::from_secs(5)).await);
 
     let mut token_claims = claims(&idp.url());
     token_claims["exp"] = json!(now + 30);
     let headers = bearer(&key.sign(&token_claims));
-    authenticator.authenticate(&headers).await.expect("valid now");
+    authenticator
+        .authenticate(&headers)
+        .await
+        .expect("valid now");
 
     current.store(now + 31, std::sync::atomic::Ordering::SeqCst);
     let error = authenticator
@@ -656,8 +751,8 @@ async fn cached_token_expires_at_its_exp() {
 const TENANT_A: &str = "11111111-2222-3333-4444-555555555555";
 const TENANT_B: &str = "99999999-8888-7777-6666-555555555555";
 
-/// An Entra-shaped multi-tenant issuer on the test server: its discovery document names
-/// `{base}{path_prefix}{tenantid}{path_suffix}` as issuer.
+/// Builds an Entra-shaped multi-tenant issuer on the test server, whose discovery
+/// document names `{base}{path_prefix}{tenantid}{path_suffix}` as issuer.
 fn tenant_template_config(idp: &TestIssuer, path_prefix: &str, path_suffix: &str) -> IssuerConfig {
     let template = format!("{}{path_prefix}{{tenantid}}{path_suffix}", idp.url());
     idp.set_discovery_issuer(&template);
@@ -685,7 +780,10 @@ async fn tenant_template_accepts_only_allowed_tenants() {
 
     let allowed_iss = format!("{}/{TENANT_A}/v2.0", idp.url());
     let token = key.sign(&tenant_claims(&allowed_iss, TENANT_A));
-    let principal = authenticator.authenticate(&bearer(&token)).await.expect("allowed tenant");
+    let principal = authenticator
+        .authenticate(&bearer(&token))
+        .await
+        .expect("allowed tenant");
     assert_eq!(principal.issuer, allowed_iss);
 
     let other_iss = format!("{}/{TENANT_B}/v2.0", idp.url());
@@ -715,7 +813,8 @@ async fn accepts_v1_and_v2_issuers_when_both_configured() {
     let v1_idp = TestIssuer::start(&[&key]).await;
     let v2 = tenant_template_config(&v2_idp, "/", "/v2.0");
     let v1 = tenant_template_config(&v1_idp, "/sts/", "/");
-    let authenticator = ready_authenticator(vec![v2, v1.clone()], &prometheus::Registry::new()).await;
+    let authenticator =
+        ready_authenticator(vec![v2, v1.clone()], &prometheus::Registry::new()).await;
 
     let v2_iss = format!("{}/{TENANT_A}/v2.0", v2_idp.url());
     let v1_iss = format!("{}/sts/{TENANT_A}/", v1_idp.url());
@@ -743,8 +842,11 @@ async fn accepts_v1_and_v2_issuers_when_both_configured() {
 async fn accepts_bearer_and_cosmos_aad_forms() {
     let key = TestKey::rsa_a();
     let idp = TestIssuer::start(&[&key]).await;
-    let authenticator =
-        ready_authenticator(vec![issuer_config(&idp.url())], &prometheus::Registry::new()).await;
+    let authenticator = ready_authenticator(
+        vec![issuer_config(&idp.url())],
+        &prometheus::Registry::new(),
+    )
+    .await;
     let token = key.sign(&claims(&idp.url()));
 
     let forms = [
@@ -756,8 +858,8 @@ async fn accepts_bearer_and_cosmos_aad_forms() {
     ];
     for form in forms {
         let result = authenticator.authenticate(&authorization(&form)).await;
-        let shown: String = form.chars().take(30).collect();
-        assert!(result.is_ok(), "{shown}: {result:?}");
+        let prefix: String = form.chars().take(30).collect();
+        assert!(result.is_ok(), "{prefix}: {result:?}");
     }
 }
 
@@ -765,8 +867,11 @@ async fn accepts_bearer_and_cosmos_aad_forms() {
 async fn rejects_master_key_and_resource_token_credentials() {
     let key = TestKey::rsa_a();
     let idp = TestIssuer::start(&[&key]).await;
-    let authenticator =
-        ready_authenticator(vec![issuer_config(&idp.url())], &prometheus::Registry::new()).await;
+    let authenticator = ready_authenticator(
+        vec![issuer_config(&idp.url())],
+        &prometheus::Registry::new(),
+    )
+    .await;
 
     let credentials = [
         "type=master&ver=1.0&sig=c09PEVJrgp2uQRkr934kFbTqhByc7TVr3OHyqlu+c+c=",
@@ -787,8 +892,11 @@ async fn rejects_master_key_and_resource_token_credentials() {
 async fn rejects_missing_duplicate_and_malformed_headers() {
     let key = TestKey::rsa_a();
     let idp = TestIssuer::start(&[&key]).await;
-    let authenticator =
-        ready_authenticator(vec![issuer_config(&idp.url())], &prometheus::Registry::new()).await;
+    let authenticator = ready_authenticator(
+        vec![issuer_config(&idp.url())],
+        &prometheus::Registry::new(),
+    )
+    .await;
     let token = key.sign(&claims(&idp.url()));
 
     let missing = authenticator.authenticate(&http::HeaderMap::new()).await;
@@ -799,10 +907,18 @@ async fn rejects_missing_duplicate_and_malformed_headers() {
         http::header::AUTHORIZATION,
         http::HeaderValue::from_str(&format!("Bearer {token}")).expect("valid"),
     );
-    let error = authenticator.authenticate(&duplicate).await.expect_err("two headers");
+    let error = authenticator
+        .authenticate(&duplicate)
+        .await
+        .expect_err("two headers");
     assert_eq!(error, AuthError::DuplicateHeader);
 
-    for value in ["Bearer ", "Bearer a.b", "Bearer a.b.c.d.e", "type=aad&ver=1.0"] {
+    for value in [
+        "Bearer ",
+        "Bearer a.b",
+        "Bearer a.b.c.d.e",
+        "type=aad&ver=1.0",
+    ] {
         let error = authenticator
             .authenticate(&authorization(value))
             .await
@@ -815,8 +931,11 @@ async fn rejects_missing_duplicate_and_malformed_headers() {
 async fn rejects_oversized_token_before_parsing() {
     let key = TestKey::rsa_a();
     let idp = TestIssuer::start(&[&key]).await;
-    let authenticator =
-        ready_authenticator(vec![issuer_config(&idp.url())], &prometheus::Registry::new()).await;
+    let authenticator = ready_authenticator(
+        vec![issuer_config(&idp.url())],
+        &prometheus::Registry::new(),
+    )
+    .await;
 
     let mut token_claims = claims(&idp.url());
     token_claims["padding"] = json!("x".repeat(17 * 1024));
@@ -870,9 +989,11 @@ async fn broken_issuer_does_not_block_others() {
     let address = closed_address().await;
     let mut broken = issuer_config(&format!("http://{address}"));
     broken.required = false;
-    let authenticator =
-        ready_authenticator(vec![broken, issuer_config(&idp.url())], &prometheus::Registry::new())
-            .await;
+    let authenticator = ready_authenticator(
+        vec![broken, issuer_config(&idp.url())],
+        &prometheus::Registry::new(),
+    )
+    .await;
 
     let result = authenticator
         .authenticate(&bearer(&key.sign(&claims(&idp.url()))))
@@ -890,8 +1011,7 @@ async fn last_known_good_keys_survive_outage_until_max_stale() {
     let registry = prometheus::Registry::new();
     let mut options = options();
     options.token_cache_capacity = 0;
-    let authenticator =
-        Authenticator::start(vec![config], options, &registry).expect("starts");
+    let authenticator = Authenticator::start(vec![config], options, &registry).expect("starts");
     assert!(authenticator.wait_ready(Duration::from_secs(5)).await);
     let headers = bearer(&key.sign(&claims(&idp.url())));
 
@@ -906,9 +1026,150 @@ async fn last_known_good_keys_survive_outage_until_max_stale() {
 
     tokio::time::sleep(Duration::from_secs(2 * 3600)).await;
     assert!(!authenticator.is_ready());
-    let error = authenticator.authenticate(&headers).await.expect_err("keys too old");
+    let error = authenticator
+        .authenticate(&headers)
+        .await
+        .expect_err("keys too old");
     assert!(error.is_infrastructure(), "{error:?}");
     assert_eq!(error.reason(), "issuer_unavailable");
+}
+
+#[tokio::test]
+async fn issuer_down_at_start_recovers_with_retries() {
+    let key = TestKey::rsa_a();
+    let idp = TestIssuer::start(&[&key]).await;
+    idp.set_down(true);
+    let authenticator = Authenticator::start(
+        vec![issuer_config(&idp.url())],
+        options(),
+        &prometheus::Registry::new(),
+    )
+    .expect("starts");
+    assert!(!authenticator.wait_ready(Duration::from_millis(300)).await);
+
+    idp.set_down(false);
+    assert!(authenticator.wait_ready(Duration::from_secs(5)).await);
+    let result = authenticator
+        .authenticate(&bearer(&key.sign(&claims(&idp.url()))))
+        .await;
+    assert!(result.is_ok(), "{result:?}");
+}
+
+#[tokio::test]
+async fn cancelled_request_does_not_stop_refetch() {
+    let old = TestKey::rsa_a();
+    let new = TestKey::rsa_b();
+    let idp = TestIssuer::start(&[&old]).await;
+    let mut config = issuer_config(&idp.url());
+    config.jwks_min_refetch_interval = Duration::from_millis(200);
+    let authenticator = ready_authenticator(vec![config], &prometheus::Registry::new()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    idp.set_keys(&[&old, &new]);
+
+    // The request asks for a refetch and is dropped before the fetch finishes.
+    let headers = bearer(&new.sign(&claims(&idp.url())));
+    let cancelled = tokio::time::timeout(
+        Duration::from_micros(1),
+        authenticator.authenticate(&headers),
+    )
+    .await;
+    assert!(cancelled.is_err(), "the request was cancelled: {cancelled:?}");
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(idp.jwks_hits(), 2);
+    let result = authenticator.authenticate(&headers).await;
+    assert!(result.is_ok(), "{result:?}");
+}
+
+// HTTPS issuers.
+
+fn https_options(extra_ca: bool) -> AuthenticatorOptions {
+    AuthenticatorOptions {
+        allow_plain_http: false,
+        extra_ca_file: extra_ca.then(|| testdata_path("test-ca.pem")),
+        ..options()
+    }
+}
+
+#[tokio::test]
+async fn https_issuer_trusted_through_extra_ca() {
+    let key = TestKey::ec_p256();
+    let idp = TestIssuer::start_tls(&[&key]).await;
+    let authenticator = Authenticator::start(
+        vec![issuer_config(&idp.url())],
+        https_options(true),
+        &prometheus::Registry::new(),
+    )
+    .expect("starts");
+
+    assert!(authenticator.wait_ready(Duration::from_secs(5)).await);
+    let result = authenticator
+        .authenticate(&bearer(&key.sign(&claims(&idp.url()))))
+        .await;
+    assert!(result.is_ok(), "{result:?}");
+}
+
+#[tokio::test]
+async fn https_issuer_with_untrusted_certificate_is_unavailable() {
+    let key = TestKey::ec_p256();
+    let idp = TestIssuer::start_tls(&[&key]).await;
+    let authenticator = Authenticator::start(
+        vec![issuer_config(&idp.url())],
+        https_options(false),
+        &prometheus::Registry::new(),
+    )
+    .expect("starts");
+
+    assert!(!authenticator.wait_ready(Duration::from_millis(500)).await);
+    let error = authenticator
+        .authenticate(&bearer(&key.sign(&claims(&idp.url()))))
+        .await
+        .expect_err("certificate not trusted");
+    assert!(error.is_infrastructure(), "{error:?}");
+    assert!(error.to_string().contains("certificate"), "{error}");
+}
+
+#[tokio::test]
+async fn https_discovery_pointing_at_plain_http_jwks_is_rejected() {
+    let key = TestKey::ec_p256();
+    let idp = TestIssuer::start_tls(&[&key]).await;
+    let plain = TestIssuer::start(&[&key]).await;
+    idp.set_jwks_uri(&format!("{}/jwks", plain.url()));
+    let authenticator = Authenticator::start(
+        vec![issuer_config(&idp.url())],
+        https_options(true),
+        &prometheus::Registry::new(),
+    )
+    .expect("starts");
+
+    assert!(!authenticator.wait_ready(Duration::from_millis(500)).await);
+    let error = authenticator
+        .authenticate(&bearer(&key.sign(&claims(&idp.url()))))
+        .await
+        .expect_err("plain http JWKS");
+    assert!(error.to_string().contains("plain http"), "{error}");
+    assert_eq!(plain.jwks_hits(), 0);
+}
+
+#[tokio::test]
+async fn start_rejects_unreadable_or_empty_ca_file() {
+    let registry = prometheus::Registry::new();
+    let issuer = vec![issuer_config("https://127.0.0.1:1")];
+    let mut missing = https_options(false);
+    missing.extra_ca_file = Some(testdata_path("no-such-file.pem"));
+    let result = Authenticator::start(issuer.clone(), missing, &registry);
+    assert!(
+        matches!(result, Err(ConfigError::CaFile { .. })),
+        "{result:?}"
+    );
+
+    let mut not_a_certificate = https_options(false);
+    not_a_certificate.extra_ca_file = Some(testdata_path("rsa-a.pub.pem"));
+    let result = Authenticator::start(issuer, not_a_certificate, &registry);
+    assert!(
+        matches!(result, Err(ConfigError::EmptyCaFile { .. })),
+        "{result:?}"
+    );
 }
 
 // Configuration.
@@ -957,7 +1218,10 @@ fn parses_full_issuer_table() {
     )
     .expect("parses");
 
-    assert_eq!(config.algorithms, [SigningAlgorithm::RS256, SigningAlgorithm::ES256]);
+    assert_eq!(
+        config.algorithms,
+        [SigningAlgorithm::RS256, SigningAlgorithm::ES256]
+    );
     assert_eq!(config.leeway, Duration::from_secs(30));
     assert_eq!(config.jwks_max_stale, Duration::from_secs(12 * 3600));
     assert_eq!(config.claims.subject, "oid");
@@ -991,22 +1255,40 @@ fn rejects_hmac_and_unknown_fields_in_config() {
 #[test]
 fn validation_rejects_unsafe_issuer_settings() {
     let plain = issuer_config("http://127.0.0.1:8080");
-    assert!(matches!(plain.validate(false), Err(ConfigError::PlainHttp { .. })));
+    assert!(matches!(
+        plain.validate(false),
+        Err(ConfigError::PlainHttp { .. })
+    ));
     assert!(plain.validate(true).is_ok());
 
     let mut plain_jwks = issuer_config("https://127.0.0.1:8080");
     plain_jwks.jwks_url = Some(url("http://127.0.0.1:8080/jwks"));
-    assert!(matches!(plain_jwks.validate(false), Err(ConfigError::PlainHttp { .. })));
+    assert!(matches!(
+        plain_jwks.validate(false),
+        Err(ConfigError::PlainHttp { .. })
+    ));
 
     let no_audience = IssuerConfig::new("https://127.0.0.1:8080", Vec::new());
-    assert!(matches!(no_audience.validate(false), Err(ConfigError::NoAudiences { .. })));
+    assert!(matches!(
+        no_audience.validate(false),
+        Err(ConfigError::NoAudiences { .. })
+    ));
+
+    let mut refresh_after_stale = issuer_config("https://127.0.0.1:8080");
+    refresh_after_stale.jwks_max_stale = Duration::from_secs(60);
+    assert!(matches!(
+        refresh_after_stale.validate(false),
+        Err(ConfigError::RefreshNotBeforeStale { .. })
+    ));
 
     let mut template = issuer_config("https://127.0.0.1:8080/{tenantid}/v2.0");
     assert!(matches!(
         template.validate(false),
         Err(ConfigError::TemplateWithoutDiscoveryUrl { .. })
     ));
-    template.discovery_url = Some(url("https://127.0.0.1:8080/common/.well-known/openid-configuration"));
+    template.discovery_url = Some(url(
+        "https://127.0.0.1:8080/common/.well-known/openid-configuration",
+    ));
     assert!(matches!(
         template.validate(false),
         Err(ConfigError::TemplateWithoutTenants { .. })
@@ -1020,9 +1302,15 @@ async fn start_rejects_duplicate_and_missing_issuers() {
     assert!(matches!(none, Err(ConfigError::NoIssuers)));
 
     let issuer = "http://127.0.0.1:1";
-    let duplicate =
-        Authenticator::start(vec![issuer_config(issuer), issuer_config(issuer)], options(), &registry);
-    assert!(matches!(duplicate, Err(ConfigError::DuplicateIssuer { .. })));
+    let duplicate = Authenticator::start(
+        vec![issuer_config(issuer), issuer_config(issuer)],
+        options(),
+        &registry,
+    );
+    assert!(matches!(
+        duplicate,
+        Err(ConfigError::DuplicateIssuer { .. })
+    ));
 }
 
 // Units below the authenticator.
@@ -1050,7 +1338,10 @@ fn key_set_skips_unusable_keys() {
 fn key_set_without_usable_keys_is_an_error() {
     let document = json!({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]});
     let result = keys::KeySet::parse(document.to_string().as_bytes());
-    assert!(matches!(result, Err(keys::KeySetError::NoUsableKeys { skipped: 1 })));
+    assert!(matches!(
+        result,
+        Err(keys::KeySetError::NoUsableKeys { skipped: 1 })
+    ));
 }
 
 #[test]
@@ -1099,8 +1390,13 @@ fn credential_rejects_repeated_fields() {
 #[test]
 fn auth_error_reasons_and_infrastructure_split() {
     let infrastructure = [
-        AuthError::NoKeysYet { issuer: "i".to_owned() },
-        AuthError::IssuerUnavailable { issuer: "i".to_owned(), error: "e".to_owned() },
+        AuthError::NoKeysYet {
+            issuer: "i".to_owned(),
+        },
+        AuthError::IssuerUnavailable {
+            issuer: "i".to_owned(),
+            error: "e".to_owned(),
+        },
     ];
     for error in infrastructure {
         assert!(error.is_infrastructure(), "{}", error.reason());
@@ -1108,13 +1404,28 @@ fn auth_error_reasons_and_infrastructure_split() {
     let caller_faults = [
         AuthError::Missing,
         AuthError::BadSignature,
-        AuthError::Expired { exp: 0, now: 100, leeway: 60 },
-        AuthError::UnknownKeyId { issuer: "i".to_owned(), kid: None },
+        AuthError::Expired {
+            exp: 0,
+            now: 100,
+            leeway: 60,
+        },
+        AuthError::UnknownKeyId {
+            issuer: "i".to_owned(),
+            kid: None,
+        },
     ];
     for error in caller_faults {
         assert!(!error.is_infrastructure(), "{}", error.reason());
     }
-    assert_eq!(AuthError::Expired { exp: 0, now: 100, leeway: 60 }.reason(), "expired");
+    assert_eq!(
+        AuthError::Expired {
+            exp: 0,
+            now: 100,
+            leeway: 60
+        }
+        .reason(),
+        "expired"
+    );
 }
 
 #[tokio::test]
@@ -1135,7 +1446,10 @@ async fn registers_all_identity_metrics() {
         "cosmoguard_jwks_keys",
         "cosmoguard_jwks_last_success_timestamp_seconds",
     ] {
-        assert!(names.iter().any(|found| found == name), "{name} in {names:?}");
+        assert!(
+            names.iter().any(|found| found == name),
+            "{name} in {names:?}"
+        );
     }
     let keys = metric(&registry, "cosmoguard_jwks_keys", &[("issuer", &idp.url())]);
     assert_eq!(keys, 1.0);

@@ -53,10 +53,13 @@ impl UnverifiedToken {
         let alg = header.alg.ok_or(AuthError::Malformed {
             detail: "the JWT header has no `alg`",
         })?;
-        let algorithm = SigningAlgorithm::from_name(&alg)
-            .ok_or_else(|| AuthError::DisallowedAlgorithm { alg: truncate(&alg, 32) })?;
+        let algorithm =
+            SigningAlgorithm::from_name(&alg).ok_or_else(|| AuthError::DisallowedAlgorithm {
+                alg: truncate(&alg, 32),
+            })?;
 
-        let claims: Claims = decode_json(payload, "the JWT payload is not a base64url JSON object")?;
+        let claims: Claims =
+            decode_json(payload, "the JWT payload is not a base64url JSON object")?;
         Ok(UnverifiedToken {
             algorithm,
             key_id: header.kid,

@@ -1,5 +1,5 @@
-//! The end of a request: its audit record, metrics and log line, emitted once when the
-//! response body ends or is dropped.
+//! The end of a request: its audit record, metrics, span and log line, emitted once when
+//! the response body ends or is dropped.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -16,8 +16,9 @@ use http_body_util::BodyExt;
 use crate::audit::{AuditPrincipal, AuditRecord, AuditSink, format_time};
 use crate::body::{BoxError, ProxyBody};
 use crate::classify::Classified;
-use crate::error::ProxyError;
+use crate::error::{Fault, ProxyError};
 use crate::metrics::RequestMetrics;
+use crate::telemetry::{RequestSpan, SubjectStamp};
 
 use super::Proxy;
 
@@ -33,15 +34,23 @@ pub struct Finish {
     metrics: RequestMetrics,
     record: AuditRecord,
     started: Instant,
+    started_at: SystemTime,
     operation_label: String,
+    /// The request's span, when spans are exported.
+    span: Option<RequestSpan>,
     emitted: bool,
 }
 
 impl Finish {
     pub(super) fn start<B>(proxy: &Proxy, request: &Request<B>, peer: Option<SocketAddr>) -> Finish {
         proxy.metrics.started();
+        let started_at = SystemTime::now();
+        let span = proxy
+            .telemetry
+            .start_span(request.headers(), request.method().as_str(), started_at);
         let record = AuditRecord {
-            time: format_time(SystemTime::now()),
+            time: format_time(started_at),
+            trace_id: span.as_ref().map(RequestSpan::trace_id),
             method: request.method().as_str().to_owned(),
             path: request.uri().path().to_owned(),
             client_address: peer.map(|peer| peer.to_string()),
@@ -53,7 +62,9 @@ impl Finish {
             metrics: proxy.metrics.clone(),
             record,
             started: Instant::now(),
+            started_at,
             operation_label: "unknown".to_owned(),
+            span,
             emitted: false,
         }
     }
@@ -92,7 +103,29 @@ impl Finish {
         self.record.upstream_duration_ms = Some(elapsed.as_secs_f64() * 1000.0);
     }
 
+    /// Records the changes of a high-change operation, or why they are unknown.
+    pub(super) fn note_changes(&mut self, changes: Result<serde_json::Value, String>) {
+        match changes {
+            Ok(changes) => self.record.changes = Some(changes),
+            Err(error) => self.record.changes_error = Some(error),
+        }
+    }
+
+    /// Adds the trace context of this request's span and, when configured, the caller's
+    /// subject stamp to the headers of the upstream request.
+    pub(super) fn prepare_upstream_headers(&mut self, headers: &mut HeaderMap, stamp: Option<&SubjectStamp>) {
+        if let Some(span) = &self.span {
+            span.inject(headers);
+        }
+        if let (Some(stamp), Some(principal)) = (stamp, &self.record.principal) {
+            self.record.user_agent_subject = Some(stamp.apply(headers, &principal.subject));
+        }
+    }
+
     pub(super) fn fail(&mut self, error: &ProxyError) {
+        if error.fault() == Fault::Upstream || matches!(error, ProxyError::Credential(_)) {
+            self.metrics.upstream_failed(error.reason());
+        }
         self.record.decision = error.decision();
         self.record.error = Some(error.to_string());
         if self.record.reason.is_none() {
@@ -136,6 +169,16 @@ impl Finish {
             self.record.status,
             elapsed.as_secs_f64(),
         );
+        if let Some(charge) = self.record.request_charge {
+            self.metrics.add_request_charge(
+                self.record.database.as_deref(),
+                self.record.container.as_deref(),
+                charge,
+            );
+        }
+        if let Some(span) = self.span.take() {
+            span.end(&self.record, self.started_at + elapsed);
+        }
         if self.record.decision == "allow" {
             tracing::debug!(
                 db.operation.name = %self.operation_label,
@@ -151,6 +194,24 @@ impl Drop for Finish {
     fn drop(&mut self) {
         self.emit(false);
     }
+}
+
+/// Emits the audit record and metrics of a request the HTTP layer rejected itself.
+pub(super) fn record_connection_error(proxy: &Proxy, peer: SocketAddr, status: u16, reason: &'static str, error: &str) {
+    tracing::info!(client.address = %peer, %error, "Rejected a malformed request");
+    proxy.metrics.started();
+    proxy.metrics.finished("unknown", "invalid", status, 0.0);
+    let record = AuditRecord {
+        time: format_time(SystemTime::now()),
+        decision: "invalid",
+        reason: Some(reason.to_owned()),
+        error: Some(error.to_owned()),
+        status,
+        client_address: Some(peer.to_string()),
+        completed: true,
+        ..AuditRecord::default()
+    };
+    proxy.audit.record(&record);
 }
 
 fn log_failure(record: &AuditRecord, error: &ProxyError) {

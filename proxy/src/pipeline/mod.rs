@@ -9,9 +9,11 @@
 //! 5. Signing with the proxy's credential and forwarding, only for allowed requests.
 //! 6. The account-read rewrite, so SDK endpoint discovery keeps using the proxy.
 //!
-//! The audit record and metrics wrap all of it and are emitted when the response body
-//! ends, so they carry the real duration and whether the body completed.
+//! The audit record, metrics and request span wrap all of it and are emitted when the
+//! response body ends, so they carry the real duration and whether the body completed.
 
+mod diff;
+mod drain;
 mod finish;
 
 use std::net::SocketAddr;
@@ -34,6 +36,7 @@ use crate::error::ProxyError;
 use crate::identity::Authenticator;
 use crate::metrics::RequestMetrics;
 use crate::rid::RidMap;
+use crate::telemetry::{SubjectStamp, Telemetry};
 use crate::upstream::Upstream;
 
 pub use finish::Finish;
@@ -57,6 +60,10 @@ pub struct Proxy {
     pub limits: Limits,
     /// Names learnt for database and container resource ids.
     pub rids: RidMap,
+    /// Request spans; disabled when no OTLP endpoint is configured.
+    pub telemetry: Telemetry,
+    /// The keyed subject digest appended to the upstream `User-Agent`, when configured.
+    pub subject_stamp: Option<SubjectStamp>,
 }
 
 impl Proxy {
@@ -68,31 +75,41 @@ impl Proxy {
         peer: Option<SocketAddr>,
     ) -> Response<ProxyBody> {
         let mut finish = Finish::start(&self, &request, peer);
-        match self.process(request, peer, &mut finish).await {
+        let (parts, body) = request.into_parts();
+        let version = parts.version;
+        let mut unread_body = Some(body);
+        match self.process(parts, &mut unread_body, peer, &mut finish).await {
             Ok(response) => finish.attach(response),
             Err(error) => {
                 finish.fail(&error);
-                finish.attach(error.to_response())
+                let mut response = error.to_response();
+                if let Some(body) = unread_body {
+                    drain::drain_unread_body(body, version, &mut response).await;
+                }
+                finish.attach(response)
             }
         }
     }
 
+    /// Runs the layers in order. `body` is taken once the request is forwarded or its
+    /// body read, so on an early error the caller can drain what was not read.
     async fn process(
         &self,
-        request: Request<Incoming>,
+        mut parts: http::request::Parts,
+        body: &mut Option<Incoming>,
         peer: Option<SocketAddr>,
         finish: &mut Finish,
     ) -> Result<Response<ProxyBody>, ProxyError> {
-        check_header_size(request.headers(), request.uri(), self.limits.max_header_bytes)?;
+        check_header_size(&parts.headers, &parts.uri, self.limits.max_header_bytes)?;
 
-        let classified = classify::classify(request.method(), request.uri().path(), request.headers());
+        let classified = classify::classify(&parts.method, parts.uri.path(), &parts.headers);
         if let Ok(classified) = &classified {
             finish.note_request(classified);
         }
 
         let principal = self
             .authenticator
-            .authenticate(request.headers())
+            .authenticate(&parts.headers)
             .await
             .map_err(ProxyError::Unauthenticated)?;
         finish.note_principal(&principal);
@@ -104,7 +121,9 @@ impl Proxy {
         if classified.rid.is_some() {
             finish.note_request(&classified);
         }
-        let (mut parts, body) = request.into_parts();
+        let body = body
+            .take()
+            .ok_or_else(|| ProxyError::BodyRead("the request body was already read".to_owned()))?;
         let body = self.prepare_body(body, &mut classified).await?;
 
         let context = Context {
@@ -125,6 +144,13 @@ impl Proxy {
             // The rewrite needs the JSON as sent, not compressed.
             parts.headers.remove(http::header::ACCEPT_ENCODING);
         }
+        // High-change operations read the resource first, to record what they change.
+        let (body, changes) = diff::capture(&self.upstream, &parts, body, &classified).await?;
+        if let Some(changes) = changes {
+            finish.note_changes(changes);
+        }
+        finish.prepare_upstream_headers(&mut parts.headers, self.subject_stamp.as_ref());
+
         let upstream_started = Instant::now();
         let response = self.upstream.send(Request::from_parts(parts, body), &classified).await?;
         finish.note_upstream(&response, upstream_started.elapsed());
@@ -140,8 +166,9 @@ impl Proxy {
         }))
     }
 
-    /// Streams the body through, except for a batch, whose operations must be read and
-    /// authorized one by one before anything is forwarded.
+    /// Streams the body through, except where the decision depends on it: a batch, whose
+    /// operations are authorized one by one, and a create or upsert, whose new resource's
+    /// id is in the body. Those bodies are read (bounded) and forwarded from memory.
     async fn prepare_body(
         &self,
         body: Incoming,
@@ -150,8 +177,13 @@ impl Proxy {
         if !classified.needs_body() {
             return Ok(body.map_err(BoxError::from).boxed());
         }
-        let bytes = read_limited(body, classify::MAX_BATCH_BODY_BYTES).await?;
-        classified.request.batch = classify::parse_batch(&bytes).map_err(ProxyError::Invalid)?;
+        if classified.request.operation.kind == OperationKind::Batch {
+            let bytes = read_limited(body, classify::MAX_BATCH_BODY_BYTES).await?;
+            classified.request.batch = classify::parse_batch(&bytes).map_err(ProxyError::Invalid)?;
+            return Ok(full(bytes));
+        }
+        let bytes = read_limited(body, classify::MAX_CREATE_BODY_BYTES).await?;
+        classify::apply_created_id(classified, &bytes).map_err(ProxyError::Invalid)?;
         Ok(full(bytes))
     }
 
@@ -170,6 +202,24 @@ impl Proxy {
         parts.headers.remove(http::header::CONTENT_LENGTH);
         parts.headers.remove(http::header::CONTENT_ENCODING);
         Ok(Response::from_parts(parts, full(Bytes::from(rewritten))))
+    }
+}
+
+impl Proxy {
+    /// Records a request that the HTTP layer rejected before the pipeline saw it: a head
+    /// larger than the connection's buffer (431), a malformed request (400) or headers
+    /// that did not arrive in time (408). The HTTP layer has already answered.
+    pub fn audit_connection_error(&self, peer: SocketAddr, error: &hyper::Error) {
+        let (status, reason) = if error.is_parse_too_large() {
+            (431, "headers_too_large")
+        } else if error.is_parse() {
+            (400, "malformed_http")
+        } else if error.is_timeout() {
+            (408, "header_read_timeout")
+        } else {
+            return;
+        };
+        finish::record_connection_error(self, peer, status, reason, &error.to_string());
     }
 }
 
@@ -214,4 +264,13 @@ fn unix_time() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// The server spawns each request's future on the multi-threaded runtime, so it must be
+/// `Send`; this fails to compile, not at run time, when a change breaks that.
+#[cfg(test)]
+#[allow(dead_code)]
+fn handle_future_is_send(proxy: Arc<Proxy>, request: Request<Incoming>) {
+    fn assert_send<T: Send>(_: T) {}
+    assert_send(proxy.handle(request, None));
 }

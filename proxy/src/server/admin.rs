@@ -1,5 +1,6 @@
 //! The admin listener: `/metrics` (Prometheus text), `/healthz` (the process serves) and
-//! `/readyz` (token keys loaded, so requests can be authenticated).
+//! `/readyz` (token keys loaded, so requests can be authenticated, and the upstream
+//! credential able to sign).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -15,12 +16,15 @@ use prometheus::Registry;
 use tokio::net::TcpListener;
 
 use crate::identity::Authenticator;
+use crate::upstream::CredentialReadiness;
 
 /// What the admin endpoints report on.
 #[derive(Clone, Debug)]
 pub struct AdminState {
     pub registry: Registry,
     pub authenticator: Authenticator,
+    /// Whether the proxy holds a valid token for the account (always true for keys).
+    pub credential: CredentialReadiness,
 }
 
 /// Serves the admin listener until `shutdown` completes.
@@ -68,8 +72,14 @@ fn route<B>(state: &AdminState, request: &Request<B>) -> Response<Full<Bytes>> {
             response
         }
         "/healthz" => text(StatusCode::OK, "ok\n"),
-        "/readyz" if state.authenticator.is_ready() => text(StatusCode::OK, "ready\n"),
-        "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready: token signing keys are not loaded yet\n"),
+        "/readyz" if !state.authenticator.is_ready() => {
+            text(StatusCode::SERVICE_UNAVAILABLE, "not ready: token signing keys are not loaded yet\n")
+        }
+        "/readyz" if !state.credential.is_ready() => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the upstream credential has no valid token yet\n",
+        ),
+        "/readyz" => text(StatusCode::OK, "ready\n"),
         _ => text(StatusCode::NOT_FOUND, "not found; try /metrics, /healthz or /readyz\n"),
     }
 }

@@ -53,26 +53,32 @@ pub async fn serve_data(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "Failed to set TCP_NODELAY");
         }
-        let proxy = Arc::clone(&proxy);
+        let handler = Arc::clone(&proxy);
         let service = service_fn(move |request| {
-            let proxy = Arc::clone(&proxy);
-            async move { Ok::<_, std::convert::Infallible>(proxy.handle(request, Some(peer)).await) }
+            let handler = Arc::clone(&handler);
+            async move { Ok::<_, std::convert::Infallible>(handler.handle(request, Some(peer)).await) }
         });
         let builder = builder.clone();
         let watcher = graceful.watcher();
         match &tls {
             None => {
-                let connection = builder.serve_connection(TokioIo::new(stream), service);
-                tokio::spawn(watch(peer, watcher.watch(connection.into_owned())));
+                let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                let proxy = Arc::clone(&proxy);
+                tokio::spawn(async move {
+                    let result = watcher.watch(connection).await;
+                    report_connection_end(&proxy, peer, result);
+                });
             }
             Some(acceptor) => {
                 let acceptor = acceptor.clone();
+                let proxy = Arc::clone(&proxy);
                 tokio::spawn(async move {
                     let Some(stream) = handshake(&acceptor, stream, peer).await else {
                         return;
                     };
                     let connection = builder.serve_connection(TokioIo::new(stream), service);
-                    watch(peer, watcher.watch(connection.into_owned())).await;
+                    let result = watcher.watch(connection.into_owned()).await;
+                    report_connection_end(&proxy, peer, result);
                 });
             }
         }
@@ -103,12 +109,18 @@ async fn handshake(
     }
 }
 
-async fn watch<E: std::fmt::Display>(
+/// Logs how a connection ended; requests the HTTP layer rejected get an audit record.
+fn report_connection_end(
+    proxy: &Proxy,
     peer: SocketAddr,
-    connection: impl Future<Output = Result<(), E>>,
+    result: Result<(), Box<dyn std::error::Error + Send + Sync>>,
 ) {
-    if let Err(error) = connection.await {
-        tracing::debug!(%error, client.address = %peer, "Connection ended with an error");
+    let Err(error) = result else {
+        return;
+    };
+    match error.downcast_ref::<hyper::Error>() {
+        Some(http_error) => proxy.audit_connection_error(peer, http_error),
+        None => tracing::debug!(%error, client.address = %peer, "Connection ended with an error"),
     }
 }
 

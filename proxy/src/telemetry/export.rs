@@ -74,7 +74,7 @@ impl Pending {
     }
 
     /// Takes a place for one span, or counts it as dropped when none is free.
-    fn try_acquire(&self) -> bool {
+    pub(crate) fn try_acquire(&self) -> bool {
         let taken = self.count.fetch_add(1, Ordering::AcqRel);
         if taken < self.capacity {
             return true;
@@ -84,7 +84,7 @@ impl Pending {
         false
     }
 
-    fn settle(&self, spans: usize, exported: bool) {
+    pub(crate) fn settle(&self, spans: usize, exported: bool) {
         self.count.fetch_sub(spans, Ordering::AcqRel);
         if exported {
             self.metrics.exported.inc_by(spans as u64);

@@ -5,12 +5,13 @@
 //! its JSON is rewritten.
 
 mod client;
+pub mod credential;
 mod headers;
 pub mod signing;
 
 use std::time::{Duration, SystemTime};
 
-use http::{HeaderValue, Request, Response, Uri};
+use http::{HeaderValue, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 use url::Url;
 
@@ -20,6 +21,7 @@ use crate::config::UpstreamConfig;
 use crate::error::ProxyError;
 
 pub use client::ClientError;
+pub use credential::{Credential, CredentialError, CredentialOptions, CredentialReadiness};
 pub use signing::MasterKey;
 
 /// The account endpoint and the means to reach and sign for it.
@@ -27,7 +29,7 @@ pub use signing::MasterKey;
 pub struct Upstream {
     client: client::HttpsClient,
     endpoint: Url,
-    key: MasterKey,
+    credential: Credential,
     response_timeout: Duration,
 }
 
@@ -36,14 +38,14 @@ impl Upstream {
     pub fn new(
         config: &UpstreamConfig,
         ca_file: Option<&std::path::Path>,
-        key: MasterKey,
+        credential: Credential,
         allow_plain_http: bool,
     ) -> Result<Upstream, ClientError> {
         let client = client::build(config, ca_file, allow_plain_http)?;
         Ok(Upstream {
             client,
             endpoint: config.endpoint.get_ref().clone(),
-            key,
+            credential,
             response_timeout: config.response_timeout,
         })
     }
@@ -54,7 +56,8 @@ impl Upstream {
     }
 
     /// Sends a request to the account with the caller's credentials replaced by the
-    /// proxy's, and returns the response once its headers arrive.
+    /// proxy's, and returns the response once its headers arrive. A response that rejects
+    /// the proxy's credential triggers one credential refresh; it still goes to the caller.
     pub async fn send(
         &self,
         request: Request<ProxyBody>,
@@ -63,7 +66,7 @@ impl Upstream {
         let (mut parts, body) = request.into_parts();
         parts.uri = self.upstream_uri(&parts.uri)?;
         headers::prepare_request_headers(&mut parts.headers, &self.endpoint);
-        self.sign(&mut parts, classified)?;
+        let generation = self.sign(&mut parts, classified).await?;
 
         let response = tokio::time::timeout(
             self.response_timeout,
@@ -72,6 +75,15 @@ impl Upstream {
         .await
         .map_err(|_| ProxyError::UpstreamTimeout(self.response_timeout))?
         .map_err(|error| ProxyError::UpstreamUnavailable(client::describe(&error)))?;
+
+        if rejects_credential(&response) {
+            tracing::warn!(
+                http.response.status_code = response.status().as_u16(),
+                substatus = header_text(response.headers(), "x-ms-substatus"),
+                "The account rejected the proxy's credential"
+            );
+            self.credential.rejected(generation);
+        }
 
         let (mut parts, body) = response.into_parts();
         headers::prepare_response_headers(&mut parts.headers);
@@ -88,21 +100,43 @@ impl Upstream {
             .map_err(|error| ProxyError::UpstreamInvalid(format!("cannot build the upstream URI: {error}")))
     }
 
-    /// Sets a fresh `x-ms-date` and the master-key signature over it.
-    fn sign(&self, parts: &mut http::request::Parts, classified: &Classified) -> Result<(), ProxyError> {
+    /// Sets a fresh `x-ms-date` and the credential's `Authorization` for it. Returns the
+    /// generation of the token or key used.
+    async fn sign(&self, parts: &mut http::request::Parts, classified: &Classified) -> Result<u64, ProxyError> {
         let date = signing::format_date(SystemTime::now());
-        let authorization = self.key.authorization(
-            parts.method.as_str(),
-            classified.signing_resource_type,
-            &classified.signing_resource_link,
-            &date,
-        );
+        let signed = self
+            .credential
+            .authorization(
+                parts.method.as_str(),
+                classified.signing_resource_type,
+                &classified.signing_resource_link,
+                &date,
+            )
+            .await
+            .map_err(|error| ProxyError::Credential(error.to_string()))?;
         let date = HeaderValue::from_str(&date)
             .map_err(|error| ProxyError::Credential(format!("invalid x-ms-date: {error}")))?;
-        let authorization = HeaderValue::from_str(&authorization)
-            .map_err(|error| ProxyError::Credential(format!("invalid signature header: {error}")))?;
         parts.headers.insert("x-ms-date", date);
-        parts.headers.insert(http::header::AUTHORIZATION, authorization);
-        Ok(())
+        parts.headers.insert(http::header::AUTHORIZATION, signed.header);
+        Ok(signed.generation)
     }
+
+    /// A handle for `/readyz`: whether the credential can sign requests now.
+    pub fn credential_readiness(&self) -> CredentialReadiness {
+        self.credential.readiness()
+    }
+}
+
+/// Whether the account rejected the credential itself: 401, or 403 with substatus 5300
+/// (the Entra ID token is invalid or expired), after which SDKs refresh their token.
+fn rejects_credential<B>(response: &Response<B>) -> bool {
+    match response.status() {
+        StatusCode::UNAUTHORIZED => true,
+        StatusCode::FORBIDDEN => header_text(response.headers(), "x-ms-substatus").as_deref() == Some("5300"),
+        _ => false,
+    }
+}
+
+fn header_text(headers: &http::HeaderMap, name: &str) -> Option<String> {
+    Some(headers.get(name)?.to_str().ok()?.trim().to_owned())
 }

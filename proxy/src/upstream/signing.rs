@@ -70,7 +70,7 @@ impl MasterKey {
 
 /// Percent-encodes everything except unreserved characters, with lowercase hex digits as
 /// the service's own examples use.
-fn encode_component(value: &str) -> String {
+pub(crate) fn encode_component(value: &str) -> String {
     let mut encoded = String::with_capacity(value.len() * 3 / 2);
     for byte in value.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {

@@ -14,9 +14,12 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 
 use crate::identity::{Authenticator, AuthenticatorOptions, IssuerConfig};
 
@@ -135,6 +138,8 @@ pub(super) fn authorization(value: &str) -> HeaderMap {
 struct ServerState {
     /// The `issuer` the discovery document names; the base URL when `None`.
     discovery_issuer: Option<String>,
+    /// The `jwks_uri` the discovery document names; `{base}/jwks` when `None`.
+    jwks_uri: Option<String>,
     jwks: Value,
     cache_control: Option<String>,
     hits: HashMap<String, usize>,
@@ -144,6 +149,7 @@ struct ServerState {
 /// returns a discovery document pointing at `/jwks`.
 pub(super) struct TestIssuer {
     pub(super) address: SocketAddr,
+    scheme: &'static str,
     state: Arc<Mutex<ServerState>>,
     down: Arc<AtomicBool>,
     task: JoinHandle<()>,
@@ -151,20 +157,40 @@ pub(super) struct TestIssuer {
 
 impl TestIssuer {
     pub(super) async fn start(keys: &[&TestKey]) -> TestIssuer {
+        TestIssuer::start_with(keys, None).await
+    }
+
+    /// Starts the issuer over TLS with a certificate for 127.0.0.1 signed by
+    /// `testdata/test-ca.pem`.
+    pub(super) async fn start_tls(keys: &[&TestKey]) -> TestIssuer {
+        TestIssuer::start_with(keys, Some(tls_acceptor())).await
+    }
+
+    async fn start_with(keys: &[&TestKey], tls: Option<TlsAcceptor>) -> TestIssuer {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("test issuer binds");
         let address = listener.local_addr().expect("listener has an address");
         let state = Arc::new(Mutex::new(ServerState {
             discovery_issuer: None,
+            jwks_uri: None,
             jwks: jwks(keys),
             cache_control: None,
             hits: HashMap::new(),
         }));
         let down = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn(serve(listener, Arc::clone(&state), Arc::clone(&down)));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let base = format!("{scheme}://{address}");
+        let task = tokio::spawn(serve(
+            listener,
+            tls,
+            base,
+            Arc::clone(&state),
+            Arc::clone(&down),
+        ));
         TestIssuer {
             address,
+            scheme,
             state,
             down,
             task,
@@ -172,7 +198,7 @@ impl TestIssuer {
     }
 
     pub(super) fn url(&self) -> String {
-        format!("http://{}", self.address)
+        format!("{}://{}", self.scheme, self.address)
     }
 
     pub(super) fn set_keys(&self, keys: &[&TestKey]) {
@@ -185,6 +211,10 @@ impl TestIssuer {
 
     pub(super) fn set_discovery_issuer(&self, issuer: &str) {
         self.state.lock().expect("state lock").discovery_issuer = Some(issuer.to_owned());
+    }
+
+    pub(super) fn set_jwks_uri(&self, uri: &str) {
+        self.state.lock().expect("state lock").jwks_uri = Some(uri.to_owned());
     }
 
     pub(super) fn set_cache_control(&self, value: &str) {
@@ -212,24 +242,64 @@ impl Drop for TestIssuer {
     }
 }
 
-async fn serve(listener: TcpListener, state: Arc<Mutex<ServerState>>, down: Arc<AtomicBool>) {
+async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    base: String,
+    state: Arc<Mutex<ServerState>>,
+    down: Arc<AtomicBool>,
+) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let base = format!("http://{}", listener.local_addr().expect("address"));
+        let base = base.clone();
         let state = Arc::clone(&state);
         let down = Arc::clone(&down);
+        let tls = tls.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request: Request<Incoming>| {
                 let response = respond(&request, &base, &state, &down);
                 async move { Ok::<_, Infallible>(response) }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let http = hyper::server::conn::http1::Builder::new();
+            match tls {
+                None => {
+                    let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                }
+                Some(acceptor) => {
+                    // A client that rejects the certificate ends the handshake here.
+                    let Ok(stream) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                }
+            }
         });
     }
+}
+
+fn tls_acceptor() -> TlsAcceptor {
+    let certificates = CertificateDer::pem_slice_iter(include_bytes!("../testdata/issuer-tls.pem"))
+        .collect::<Result<Vec<_>, _>>()
+        .expect("test certificate parses");
+    let key = PrivateKeyDer::from_pem_slice(include_bytes!("../testdata/issuer-tls.key"))
+        .expect("test TLS key parses");
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(certificates, key)
+        .expect("test certificate fits its key");
+    TlsAcceptor::from(Arc::new(config))
+}
+
+/// Returns the path of a file under `testdata/`.
+pub(super) fn testdata_path(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/identity/testdata")
+        .join(name)
 }
 
 fn respond(
@@ -247,7 +317,8 @@ fn respond(
 
     if path.ends_with("/.well-known/openid-configuration") {
         let issuer = state.discovery_issuer.clone().unwrap_or(base.to_owned());
-        let document = json!({"issuer": issuer, "jwks_uri": format!("{base}/jwks")});
+        let jwks_uri = state.jwks_uri.clone().unwrap_or(format!("{base}/jwks"));
+        let document = json!({"issuer": issuer, "jwks_uri": jwks_uri});
         return json_response(&document, None);
     }
     if path == "/jwks" {
@@ -339,8 +410,6 @@ pub(super) fn metric(registry: &prometheus::Registry, name: &str, labels: &[(&st
 
 /// Returns a loopback address with nothing listening on it.
 pub(super) async fn closed_address() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("probe binds");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("probe binds");
     listener.local_addr().expect("probe has an address")
 }

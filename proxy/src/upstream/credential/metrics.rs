@@ -73,16 +73,6 @@ impl CredentialMetrics {
     pub(crate) fn refresh_count(&self, success: bool) -> u64 {
         self.refreshes.with_label_values(&[result_label(success)]).get()
     }
-
-    #[cfg(test)]
-    pub(crate) fn rejection_count(&self) -> u64 {
-        self.rejections.get()
-    }
-
-    #[cfg(test)]
-    pub(crate) fn key_reload_count(&self, success: bool) -> u64 {
-        self.key_reloads.with_label_values(&[result_label(success)]).get()
-    }
 }
 
 fn result_label(success: bool) -> &'static str {

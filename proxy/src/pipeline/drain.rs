@@ -1,0 +1,49 @@
+//! Unread request bodies. An HTTP/1.1 connection can carry the next request only after
+//! the current request's body is read, so a request rejected before its body was read
+//! (401, 403, 400) either has its body drained or its response closes the connection
+//! explicitly. HTTP/2 streams are independent and need neither.
+
+use std::time::Duration;
+
+use http::{HeaderValue, Response, Version, header};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use crate::body::ProxyBody;
+
+/// The most of an unread body that is read and discarded to keep the connection.
+const MAX_DRAIN_BYTES: usize = 1024 * 1024;
+
+/// The longest a client is waited for while draining.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Drains a small unread body, or marks the response `Connection: close` when the body
+/// is too large or too slow to drain.
+pub(super) async fn drain_unread_body(body: Incoming, version: Version, response: &mut Response<ProxyBody>) {
+    if version == Version::HTTP_2 || version == Version::HTTP_3 {
+        return;
+    }
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, drain(body)).await.unwrap_or(false);
+    if !drained {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+}
+
+/// Reads and discards up to [`MAX_DRAIN_BYTES`]; returns whether the body ended.
+async fn drain(mut body: Incoming) -> bool {
+    let mut read = 0;
+    loop {
+        match body.frame().await {
+            None => return true,
+            Some(Ok(frame)) => {
+                read += frame.data_ref().map_or(0, |data| data.len());
+                if read > MAX_DRAIN_BYTES {
+                    return false;
+                }
+            }
+            Some(Err(_)) => return false,
+        }
+    }
+}
