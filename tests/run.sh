@@ -24,12 +24,16 @@ run_step() {
 }
 
 run_step "install test dependencies" bash tests/install.sh
+run_step "cargo fmt --check" cargo fmt --all --check
 if ((failed == 0)); then
-    run_step "cargo build --workspace" cargo build --workspace
+    run_step "cargo build --workspace" cargo build --workspace --locked
 fi
 if ((failed == 0)); then
-    run_step "cargo test --workspace" cargo test --workspace
-    # The end-to-end tests run even when a Rust unit test fails, so one run shows both.
+    # Lints, unit tests and the end-to-end tests run even when one of them fails, so one
+    # run shows every failure.
+    run_step "cargo clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
+    run_step "cargo test --workspace" cargo test --workspace --locked
+    run_step "deploy manifests and configs" env COSMOGUARD_BIN="$repo_dir/target/debug/cosmoguard" bash deploy/validate.sh
     run_step "end-to-end tests (pytest)" tests/.venv/bin/pytest tests/ -q -rfEs "$@"
 fi
 
