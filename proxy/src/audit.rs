@@ -363,3 +363,103 @@ fn numbered(path: &Path, index: usize) -> PathBuf {
     name.push(format!(".{index}"));
     PathBuf::from(name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record_with_path(path: String) -> AuditRecord {
+        AuditRecord {
+            time: "2025-01-01T00:00:00.000Z".to_owned(),
+            decision: "allow",
+            status: 200,
+            method: "GET".to_owned(),
+            path,
+            ..AuditRecord::default()
+        }
+    }
+
+    fn read_lines(path: &Path) -> Vec<String> {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(text.is_empty() || text.ends_with('\n'), "{} ends mid-line", path.display());
+        text.lines().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn rotation_keeps_lines_whole_and_files_bounded() {
+        let directory = tempfile::tempdir().unwrap();
+        let file = directory.path().join("audit.log");
+        let target = AuditTarget {
+            file: file.display().to_string(),
+            max_file_bytes: Some(4096),
+            max_files: 3,
+        };
+        let registry = Registry::new();
+        let mut sink = AuditSink::open(&target, &registry).unwrap();
+        for index in 0..200 {
+            sink.record(&record_with_path(format!("/dbs/shop/colls/orders/docs/item-{index:04}")));
+        }
+        sink.close();
+
+        let mut files = vec![file.clone()];
+        files.extend((1..=3).map(|index| numbered(&file, index)));
+        let mut paths_seen = Vec::new();
+        for path in &files {
+            let size = std::fs::metadata(path).map(|metadata| metadata.len()).unwrap_or(0);
+            assert!(size <= 4096, "{} is {size} bytes", path.display());
+            for line in read_lines(path) {
+                let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+                paths_seen.push(value["path"].as_str().unwrap().to_owned());
+            }
+        }
+        assert!(!numbered(&file, 4).exists(), "only max_files rotated files are kept");
+        assert!(numbered(&file, 3).exists(), "200 records fill more than four files");
+        // The newest records survive, in order, with none split or repeated.
+        paths_seen.sort();
+        paths_seen.dedup();
+        let last = paths_seen.last().unwrap();
+        assert_eq!(last, "/dbs/shop/colls/orders/docs/item-0199");
+        assert_eq!(sink.written(), 200);
+    }
+
+    #[test]
+    fn rotation_keeps_existing_file_size() {
+        let directory = tempfile::tempdir().unwrap();
+        let file = directory.path().join("audit.log");
+        std::fs::write(&file, "x".repeat(4000) + "\n").unwrap();
+        let target = AuditTarget {
+            file: file.display().to_string(),
+            max_file_bytes: Some(4096),
+            max_files: 1,
+        };
+        let mut sink = AuditSink::open(&target, &Registry::new()).unwrap();
+        sink.record(&record_with_path("/dbs/shop".to_owned()));
+        sink.close();
+        assert_eq!(read_lines(&numbered(&file, 1)).len(), 1, "the old content moved aside");
+        let current = read_lines(&file);
+        assert_eq!(current.len(), 1);
+        assert!(current[0].contains("/dbs/shop"));
+    }
+
+    #[test]
+    fn unrotated_file_appends() {
+        let directory = tempfile::tempdir().unwrap();
+        let file = directory.path().join("audit.log");
+        let target = AuditTarget::unrotated(&file.display().to_string());
+        for _ in 0..2 {
+            let mut sink = AuditSink::open(&target, &Registry::new()).unwrap();
+            sink.record(&record_with_path("/".to_owned()));
+            sink.close();
+        }
+        assert_eq!(read_lines(&file).len(), 2);
+        assert!(!numbered(&file, 1).exists());
+    }
+
+    #[test]
+    fn record_omits_unset_optional_fields() {
+        let line = serde_json::to_string(&record_with_path("/".to_owned())).unwrap();
+        assert!(!line.contains("changes"));
+        assert!(!line.contains("trace_id"));
+        assert!(!line.contains("user_agent_subject"));
+    }
+}

@@ -219,3 +219,39 @@ pub fn render(registry: &Registry) -> String {
         .encode_to_string(&registry.gather())
         .unwrap_or_else(|error| format!("# metrics encoding failed: {error}\n"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charge_labels_bounded_by_allow_list() {
+        let registry = Registry::new();
+        let metrics = RequestMetrics::register(&registry)
+            .unwrap()
+            .with_charge_containers(&["shop/orders".to_owned()]);
+        metrics.add_request_charge(Some("shop"), Some("orders"), 2.5);
+        metrics.add_request_charge(Some("shop"), Some("orders"), 1.0);
+        metrics.add_request_charge(Some("shop"), Some("carts"), 4.0);
+        metrics.add_request_charge(Some("shop"), None, 1.0);
+        metrics.add_request_charge(None, None, f64::NAN);
+
+        let text = render(&registry);
+        assert!(text.contains(r#"cosmoguard_request_charge_total{container="orders",database="shop"} 3.5"#), "{text}");
+        assert!(text.contains(r#"cosmoguard_request_charge_total{container="other",database="other"} 5"#), "{text}");
+        assert!(!text.contains("carts"));
+    }
+
+    #[test]
+    fn policy_reloads_counted_by_result() {
+        let registry = Registry::new();
+        let metrics = PolicyMetrics::register(&registry).unwrap();
+        metrics.reloaded(true);
+        metrics.reloaded(false);
+        metrics.reloaded(false);
+        let text = render(&registry);
+        assert!(text.contains(r#"cosmoguard_policy_reloads_total{result="success"} 1"#), "{text}");
+        assert!(text.contains(r#"cosmoguard_policy_reloads_total{result="failure"} 2"#), "{text}");
+        assert!(text.contains("cosmoguard_policy_last_reload_success_timestamp_seconds"));
+    }
+}

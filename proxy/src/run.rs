@@ -171,10 +171,11 @@ fn tls_acceptor(config: &Config) -> anyhow::Result<Option<TlsAcceptor>> {
     let Some(tls) = &config.listener.tls else {
         return Ok(None);
     };
-    let server_config = server::tls::server_config(
+    let (server_config, certificate) = server::tls::server_config(
         &config.resolve(tls.certificate.get_ref()),
         &config.resolve(tls.private_key.get_ref()),
     )?;
+    tokio::spawn(certificate.watch());
     Ok(Some(TlsAcceptor::from(server_config)))
 }
 

@@ -203,6 +203,20 @@ fn check_rest(checker: &mut Checker<'_>) {
                 .to_owned(),
         );
     }
+    let allow_plain_http = checker.config.dangerous.plain_http_issuers;
+    let issuer_errors: Vec<String> = checker
+        .config
+        .issuers
+        .iter()
+        .enumerate()
+        .filter_map(|(index, issuer)| {
+            let error = issuer.validate(allow_plain_http).err()?;
+            Some(format!("issuers[{index}] ({}): {error}", issuer.issuer))
+        })
+        .collect();
+    for message in issuer_errors {
+        checker.error_at(None, message);
+    }
     let policy_file = checker.config.policy.file.clone();
     checker.require_file("policy.file", &policy_file);
 

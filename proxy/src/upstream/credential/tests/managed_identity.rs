@@ -40,7 +40,7 @@ async fn run_child(child: &str, stand_in: &StandIn) -> HashMap<String, String> {
     assert!(stdout.contains("1 passed"), "child {child} did not run:\n{stdout}");
     let line = stdout
         .lines()
-        .find_map(|line| line.strip_prefix(RESULT_PREFIX))
+        .find_map(|line| line.split_once(RESULT_PREFIX).map(|(_, rest)| rest))
         .unwrap_or_else(|| panic!("child {child} printed no result:\n{stdout}"));
     line.split_whitespace()
         .filter_map(|field| field.split_once('='))

@@ -62,7 +62,7 @@ endpoint = "https://127.0.0.1:8081"
 [upstream.credential]
 {credential}
 [[issuers]]
-issuer = "http://127.0.0.1:8080"
+issuer = "https://127.0.0.1:8080"
 audiences = ["api://cosmoguard"]
 [policy]
 file = "policy.toml"
