@@ -2,7 +2,7 @@
 and open file descriptors are sampled, failing when either keeps growing.
 
 Everything runs on 127.0.0.1 and is stopped by PID on exit: a keep-alive backend that
-answers every request with a small JSON body, a JWKS server for a key made at start, the
+responds to every request with a small JSON body, a JWKS server for a key made at start, the
 proxy (plain HTTP on both sides, so the load measures the proxy rather than TLS), and
 `wrk` at a fixed connection count. Run through bench/soak.sh."""
 
@@ -43,7 +43,7 @@ principal = { subject = "soak" }
 
 
 class Backend(BaseHTTPRequestHandler):
-    """Answers every request at once with a small body, keeping the connection open."""
+    """Responds to every request at once with a small body and keeps the connection open."""
 
     protocol_version = "HTTP/1.1"
     body = json.dumps({"id": "i", "pk": "p1", "_rid": "AAAAAA==", "_etag": "\"0\""}).encode()
@@ -147,6 +147,7 @@ def main() -> int:
     parser.add_argument("--max-rss-kib-per-minute", type=float, default=512.0, help="allowed RSS growth over the second half")
     parser.add_argument("--max-fds-per-minute", type=float, default=1.0, help="allowed open-fd growth over the second half")
     arguments = parser.parse_args()
+    arguments.binary = arguments.binary.resolve()
     if not arguments.binary.exists():
         raise SystemExit(f"soak: {arguments.binary} does not exist; build it with `cargo build --release -p cosmoguard`")
 

@@ -8,7 +8,8 @@
 //! - `POST /dbs/{db}/colls/{coll}/docs` with `x-ms-documentdb-isquery`: a query page.
 //! - `GET /dbs/{db}/colls/{coll}/docs`: a feed page of ten documents.
 //! - `GET /dbs/{db}/colls/large/docs`: a feed of `stream_bytes` bytes, streamed.
-//! - `POST /dbs/{db}/colls/sink/docs`: reads and counts the body, returns 201.
+//! - `PUT /dbs/{db}/colls/sink/docs/{id}` and `POST /dbs/{db}/colls/sink/docs`: read and
+//!   count the body without keeping it, then return 200 or 201.
 //! - `POST /dbs/{db}/colls/{coll}/docs` otherwise: 201 with a created document.
 
 use std::convert::Infallible;
@@ -154,7 +155,12 @@ impl Backend {
             (Method::GET, ["dbs", _, "colls", "large", "docs"]) => self.stream_feed(sequence),
             (Method::GET, ["dbs", _, "colls", _, "docs"]) => canned(StatusCode::OK, self.feed.clone(), sequence, Some(10)),
             (Method::GET, ["dbs", _, "colls", _, "docs", _]) => canned(StatusCode::OK, self.document.clone(), sequence, None),
-            (Method::POST, ["dbs", _, "colls", "sink", "docs"]) => sink(request.into_body(), sequence).await,
+            (Method::POST, ["dbs", _, "colls", "sink", "docs"]) => {
+                sink(request.into_body(), StatusCode::CREATED, sequence).await
+            }
+            (Method::PUT, ["dbs", _, "colls", "sink", "docs", _]) => {
+                sink(request.into_body(), StatusCode::OK, sequence).await
+            }
             (Method::POST, ["dbs", _, "colls", _, "docs"]) if is_query => {
                 canned(StatusCode::OK, self.query.clone(), sequence, Some(3))
             }
@@ -185,7 +191,7 @@ impl Backend {
     }
 }
 
-async fn sink(mut body: Incoming, sequence: u64) -> Response<ServerBody> {
+async fn sink(mut body: Incoming, status: StatusCode, sequence: u64) -> Response<ServerBody> {
     let mut received: u64 = 0;
     while let Some(frame) = body.frame().await {
         match frame {
@@ -198,7 +204,7 @@ async fn sink(mut body: Incoming, sequence: u64) -> Response<ServerBody> {
         }
     }
     let text = format!(r#"{{"id":"sink","received_bytes":{received}}}"#);
-    canned(StatusCode::CREATED, Bytes::from(text), sequence, None)
+    canned(status, Bytes::from(text), sequence, None)
 }
 
 fn canned(status: StatusCode, body: Bytes, sequence: u64, item_count: Option<u32>) -> Response<ServerBody> {

@@ -121,7 +121,7 @@ enum Command {
         connection: ConnectionArgs,
         #[arg(long)]
         path: String,
-        /// POST a body of this many bytes; without it, GET and read the response.
+        /// PUT a body of this many bytes; without it, GET and read the response.
         #[arg(long)]
         upload_bytes: Option<u64>,
     },

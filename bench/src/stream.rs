@@ -17,7 +17,7 @@ use crate::client::{self, Target};
 pub enum Direction {
     /// `GET` the path and count the response body.
     Download,
-    /// `POST` a body of this many bytes to the path.
+    /// `PUT` a body of this many bytes to the path (a replace, which the proxy streams).
     Upload(u64),
 }
 
@@ -47,7 +47,7 @@ pub async fn run(options: StreamOptions) -> anyhow::Result<StreamReport> {
     let mut sender = client::connect::<RequestBody>(&options.target).await?;
     let (method, body, bytes_sent) = match options.direction {
         Direction::Download => (Method::GET, RepeatBody::filler(0).boxed(), 0),
-        Direction::Upload(bytes) => (Method::POST, RepeatBody::filler(bytes).boxed(), bytes),
+        Direction::Upload(bytes) => (Method::PUT, RepeatBody::filler(bytes).boxed(), bytes),
     };
     let mut builder = Request::builder()
         .method(method)

@@ -251,7 +251,7 @@ class Suite:
             memory["idle_rss_kib"] = status_kib([proxy.pid], "VmRSS")
             memory["idle_connections"] = self.idle_connections(configs.PROXY_PORT, [proxy.pid], with_token=True)
             memory["download"] = self.stream(proxy.pid, "/dbs/bench/colls/large/docs", None)
-            memory["upload"] = self.stream(proxy.pid, "/dbs/bench/colls/sink/docs", 256 * 1024 * 1024)
+            memory["upload"] = self.stream(proxy.pid, "/dbs/bench/colls/sink/docs/big", 256 * 1024 * 1024)
         finally:
             self.stop_proxy(proxy, setup["name"])
         memory["nginx_idle_connections"] = self.idle_connections(configs.NGINX_PORT, None, with_token=True)

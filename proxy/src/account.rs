@@ -76,13 +76,19 @@ mod tests {
 
         for list in LOCATION_LISTS {
             for location in account[list].as_array().unwrap() {
-                assert_eq!(location["databaseAccountEndpoint"], "https://127.0.0.2:8443/");
+                assert_eq!(
+                    location["databaseAccountEndpoint"],
+                    "https://127.0.0.2:8443/"
+                );
             }
         }
         assert_eq!(account["readableLocations"][1]["name"], "East US");
         assert!(account.get("thinClientReadableLocations").is_none());
         assert!(account.get("thinClientWritableLocations").is_none());
-        assert_eq!(account["userConsistencyPolicy"]["defaultConsistencyLevel"], "Session");
+        assert_eq!(
+            account["userConsistencyPolicy"]["defaultConsistencyLevel"],
+            "Session"
+        );
     }
 
     #[test]
@@ -91,7 +97,10 @@ mod tests {
             rewrite_account(b"{not json", &public_url()),
             Err(AccountError::InvalidJson(_))
         ));
-        assert!(matches!(rewrite_account(b"[]", &public_url()), Err(AccountError::NotAnObject)));
+        assert!(matches!(
+            rewrite_account(b"[]", &public_url()),
+            Err(AccountError::NotAnObject)
+        ));
         assert!(matches!(
             rewrite_account(br#"{"readableLocations": "x"}"#, &public_url()),
             Err(AccountError::InvalidLocations("readableLocations"))

@@ -25,7 +25,7 @@ const QUEUE_CAPACITY: usize = 16 * 1024;
 /// in steps and rotation can happen between them.
 const MAX_BATCH_BYTES: usize = 60 * 1024;
 
-/// Where the audit log goes and when a file rotates.
+/// The destination of the audit log and its rotation rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditTarget {
     /// `-` for standard output, otherwise a file path.
@@ -37,7 +37,7 @@ pub struct AuditTarget {
 }
 
 impl AuditTarget {
-    /// A target that writes to `file` without rotation.
+    /// Returns a target that writes to `file` without rotation.
     pub fn unrotated(file: &str) -> AuditTarget {
         AuditTarget {
             file: file.to_owned(),
@@ -100,7 +100,7 @@ pub struct AuditRecord {
     /// A delete lists every field of the resource as it was, with `after` null.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub changes: Option<serde_json::Value>,
-    /// Why `changes` is missing for a high-change operation (the read before it failed).
+    /// The reason `changes` is missing for a high-change operation (the read before it failed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub changes_error: Option<String>,
 }
@@ -133,8 +133,12 @@ impl AuditSink {
             "Audit records written to the audit log.",
         )
         .map_err(io::Error::other)?;
-        registry.register(Box::new(dropped.clone())).map_err(io::Error::other)?;
-        registry.register(Box::new(written.clone())).map_err(io::Error::other)?;
+        registry
+            .register(Box::new(dropped.clone()))
+            .map_err(io::Error::other)?;
+        registry
+            .register(Box::new(written.clone()))
+            .map_err(io::Error::other)?;
 
         let (sender, receiver) = mpsc::sync_channel(QUEUE_CAPACITY);
         let writer_dropped = dropped.clone();
@@ -256,8 +260,8 @@ impl Output {
         Ok(Output::File(RotatingFile::open(target)?))
     }
 
-    /// The largest batch to build next: small enough that the current file stays within
-    /// its size bound, when it rotates.
+    /// Returns the size of the next batch, small enough that a rotating file stays within
+    /// its size bound.
     fn batch_limit(&self) -> usize {
         match self {
             Output::Stdout(_) => MAX_BATCH_BYTES,
@@ -301,15 +305,17 @@ impl RotatingFile {
         })
     }
 
-    /// The room left in the current file, or the whole bound of a fresh file when the
-    /// current one is full (it rotates before the next write).
+    /// Returns the room left in the current file, or the whole bound of a fresh file when
+    /// the current one is full (it rotates before the next write).
     fn batch_limit(&self) -> usize {
         let Some(max_bytes) = self.max_bytes else {
             return MAX_BATCH_BYTES;
         };
         let room = max_bytes.saturating_sub(self.size);
         let room = if room == 0 { max_bytes } else { room };
-        usize::try_from(room).unwrap_or(usize::MAX).min(MAX_BATCH_BYTES)
+        usize::try_from(room)
+            .unwrap_or(usize::MAX)
+            .min(MAX_BATCH_BYTES)
     }
 
     fn write_batch(&mut self, batch: &[u8]) -> io::Result<()> {
@@ -365,6 +371,7 @@ fn numbered(path: &Path, index: usize) -> PathBuf {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -381,7 +388,11 @@ mod tests {
 
     fn read_lines(path: &Path) -> Vec<String> {
         let text = std::fs::read_to_string(path).unwrap_or_default();
-        assert!(text.is_empty() || text.ends_with('\n'), "{} ends mid-line", path.display());
+        assert!(
+            text.is_empty() || text.ends_with('\n'),
+            "{} ends mid-line",
+            path.display()
+        );
         text.lines().map(str::to_owned).collect()
     }
 
@@ -397,7 +408,9 @@ mod tests {
         let registry = Registry::new();
         let mut sink = AuditSink::open(&target, &registry).unwrap();
         for index in 0..200 {
-            sink.record(&record_with_path(format!("/dbs/shop/colls/orders/docs/item-{index:04}")));
+            sink.record(&record_with_path(format!(
+                "/dbs/shop/colls/orders/docs/item-{index:04}"
+            )));
         }
         sink.close();
 
@@ -405,15 +418,23 @@ mod tests {
         files.extend((1..=3).map(|index| numbered(&file, index)));
         let mut paths_seen = Vec::new();
         for path in &files {
-            let size = std::fs::metadata(path).map(|metadata| metadata.len()).unwrap_or(0);
+            let size = std::fs::metadata(path)
+                .map(|metadata| metadata.len())
+                .unwrap_or(0);
             assert!(size <= 4096, "{} is {size} bytes", path.display());
             for line in read_lines(path) {
                 let value: serde_json::Value = serde_json::from_str(&line).unwrap();
                 paths_seen.push(value["path"].as_str().unwrap().to_owned());
             }
         }
-        assert!(!numbered(&file, 4).exists(), "only max_files rotated files are kept");
-        assert!(numbered(&file, 3).exists(), "200 records fill more than four files");
+        assert!(
+            !numbered(&file, 4).exists(),
+            "only max_files rotated files are kept"
+        );
+        assert!(
+            numbered(&file, 3).exists(),
+            "200 records fill more than four files"
+        );
         // The newest records survive, in order, with none split or repeated.
         paths_seen.sort();
         paths_seen.dedup();
@@ -435,7 +456,11 @@ mod tests {
         let mut sink = AuditSink::open(&target, &Registry::new()).unwrap();
         sink.record(&record_with_path("/dbs/shop".to_owned()));
         sink.close();
-        assert_eq!(read_lines(&numbered(&file, 1)).len(), 1, "the old content moved aside");
+        assert_eq!(
+            read_lines(&numbered(&file, 1)).len(),
+            1,
+            "the old content moved aside"
+        );
         let current = read_lines(&file);
         assert_eq!(current.len(), 1);
         assert!(current[0].contains("/dbs/shop"));

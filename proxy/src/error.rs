@@ -153,7 +153,10 @@ impl ProxyError {
             ProxyError::Unauthenticated(_) => {
                 "The access token is invalid, expired or not accepted by this proxy.".to_owned()
             }
-            ProxyError::Denied { operation, resource } => {
+            ProxyError::Denied {
+                operation,
+                resource,
+            } => {
                 format!("The caller is not allowed to run {operation} on {resource}.")
             }
             ProxyError::UnresolvedRid { rid } => format!(
@@ -165,7 +168,9 @@ impl ProxyError {
             }
             ProxyError::UpstreamUnavailable(_) => "The account could not be reached.".to_owned(),
             ProxyError::UpstreamTimeout(_) => "The account did not respond in time.".to_owned(),
-            ProxyError::UpstreamInvalid(_) => "The account returned an invalid response.".to_owned(),
+            ProxyError::UpstreamInvalid(_) => {
+                "The account returned an invalid response.".to_owned()
+            }
             other => other.to_string(),
         }
     }
@@ -179,13 +184,19 @@ impl ProxyError {
         let mut response = Response::new(full(Bytes::from(body.to_string())));
         *response.status_mut() = self.status();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         match self.status() {
             StatusCode::UNAUTHORIZED => {
                 headers.insert(header::WWW_AUTHENTICATE, www_authenticate(self));
             }
             StatusCode::SERVICE_UNAVAILABLE => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_static(RETRY_AFTER_SECONDS),
+                );
             }
             _ => {}
         }

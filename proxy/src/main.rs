@@ -6,7 +6,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(name = "cosmoguard", version, about = "Identity-aware reverse proxy for Azure Cosmos DB")]
+#[command(
+    name = "cosmoguard",
+    version,
+    about = "Identity-aware reverse proxy for Azure Cosmos DB"
+)]
 struct Cli {
     /// Log line format on standard error.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "COSMOGUARD_LOG_FORMAT")]

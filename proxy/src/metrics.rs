@@ -17,8 +17,8 @@ const OTHER: &str = "other";
 
 /// Latency buckets in seconds: 250 µs to 60 s, dense where proxied Cosmos calls land.
 const LATENCY_BUCKETS: [f64; 16] = [
-    0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-    10.0, 60.0,
+    0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    60.0,
 ];
 
 /// The proxy's own request metrics.
@@ -113,7 +113,9 @@ impl RequestMetrics {
         self.requests
             .with_label_values(&[operation, decision, status_class(status)])
             .inc();
-        self.duration.with_label_values(&[decision]).observe(seconds);
+        self.duration
+            .with_label_values(&[decision])
+            .observe(seconds);
     }
 
     pub fn observe_upstream(&self, seconds: f64) {
@@ -127,12 +129,20 @@ impl RequestMetrics {
             return;
         }
         let (database, container) = self.charge_labels(database, container);
-        self.request_charge.with_label_values(&[database, container]).inc_by(charge);
+        self.request_charge
+            .with_label_values(&[database, container])
+            .inc_by(charge);
     }
 
-    fn charge_labels<'a>(&self, database: Option<&'a str>, container: Option<&'a str>) -> (&'a str, &'a str) {
+    fn charge_labels<'a>(
+        &self,
+        database: Option<&'a str>,
+        container: Option<&'a str>,
+    ) -> (&'a str, &'a str) {
         if let (Some(database), Some(container)) = (database, container)
-            && self.charge_containers.contains(&format!("{database}/{container}"))
+            && self
+                .charge_containers
+                .contains(&format!("{database}/{container}"))
         {
             return (database, container);
         }
@@ -173,7 +183,10 @@ impl PolicyMetrics {
             reloads.with_label_values(&[result]);
         }
         last_success.set(unix_seconds());
-        Ok(PolicyMetrics { reloads, last_success })
+        Ok(PolicyMetrics {
+            reloads,
+            last_success,
+        })
     }
 
     /// Records one reload attempt.
@@ -195,7 +208,10 @@ fn unix_seconds() -> f64 {
 /// Registers `cosmoguard_build_info`, a constant 1 labelled with the version.
 pub fn register_build_info(registry: &Registry) -> prometheus::Result<()> {
     let info = IntGaugeVec::new(
-        Opts::new("cosmoguard_build_info", "Build information; the value is always 1."),
+        Opts::new(
+            "cosmoguard_build_info",
+            "Build information; the value is always 1.",
+        ),
         &["version"],
     )?;
     info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
@@ -221,6 +237,7 @@ pub fn render(registry: &Registry) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -237,8 +254,18 @@ mod tests {
         metrics.add_request_charge(None, None, f64::NAN);
 
         let text = render(&registry);
-        assert!(text.contains(r#"cosmoguard_request_charge_total{container="orders",database="shop"} 3.5"#), "{text}");
-        assert!(text.contains(r#"cosmoguard_request_charge_total{container="other",database="other"} 5"#), "{text}");
+        assert!(
+            text.contains(
+                r#"cosmoguard_request_charge_total{container="orders",database="shop"} 3.5"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"cosmoguard_request_charge_total{container="other",database="other"} 5"#
+            ),
+            "{text}"
+        );
         assert!(!text.contains("carts"));
     }
 
@@ -250,8 +277,14 @@ mod tests {
         metrics.reloaded(false);
         metrics.reloaded(false);
         let text = render(&registry);
-        assert!(text.contains(r#"cosmoguard_policy_reloads_total{result="success"} 1"#), "{text}");
-        assert!(text.contains(r#"cosmoguard_policy_reloads_total{result="failure"} 2"#), "{text}");
+        assert!(
+            text.contains(r#"cosmoguard_policy_reloads_total{result="success"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"cosmoguard_policy_reloads_total{result="failure"} 2"#),
+            "{text}"
+        );
         assert!(text.contains("cosmoguard_policy_last_reload_success_timestamp_seconds"));
     }
 }

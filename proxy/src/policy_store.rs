@@ -112,7 +112,9 @@ impl PolicyStore {
             interval.tick().await;
             let store = Arc::clone(&self);
             // File reads block, so they run off the async worker threads.
-            if let Err(error) = tokio::task::spawn_blocking(move || store.reload_if_changed("file change")).await {
+            if let Err(error) =
+                tokio::task::spawn_blocking(move || store.reload_if_changed("file change")).await
+            {
                 tracing::error!(%error, "Policy reload task failed");
             }
         }
@@ -133,8 +135,11 @@ impl PolicyStore {
 
     fn record_loaded(&self) {
         let policy = self.current.load();
-        self.rules.set(i64::try_from(policy.rule_count()).unwrap_or(i64::MAX));
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs());
+        self.rules
+            .set(i64::try_from(policy.rule_count()).unwrap_or(i64::MAX));
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs());
         self.loaded_at.set(i64::try_from(now).unwrap_or(i64::MAX));
         for warning in policy.warnings() {
             tracing::warn!(%warning, "Policy warning");
@@ -143,7 +148,8 @@ impl PolicyStore {
 }
 
 fn read(path: &Path) -> anyhow::Result<String> {
-    std::fs::read_to_string(path).with_context(|| format!("cannot read policy file {}", path.display()))
+    std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read policy file {}", path.display()))
 }
 
 /// Parses policy text, listing every error with its line.
@@ -160,7 +166,9 @@ fn digest(text: &str) -> [u8; 32] {
 
 #[cfg(test)]
 mod tests {
-    use cosmoguard_policy::{Context, Operation, OperationKind, Principal, Request, RequestProperties, ResourceType};
+    use cosmoguard_policy::{
+        Context, Operation, OperationKind, Principal, Request, RequestProperties, ResourceType,
+    };
 
     use super::*;
 
@@ -192,7 +200,11 @@ principal = { subject = "app" }
             source_address: None,
             unix_time: 0,
         };
-        store.current().load().decide(&principal, &request, &context).is_allowed()
+        store
+            .current()
+            .load()
+            .decide(&principal, &request, &context)
+            .is_allowed()
     }
 
     #[test]
@@ -203,9 +215,16 @@ principal = { subject = "app" }
         let registry = Registry::new();
         let store = PolicyStore::open(&path, &registry).unwrap();
         assert!(read_item_allowed(&store));
-        assert!(!store.reload_if_changed("test"), "an unchanged file is not reloaded");
+        assert!(
+            !store.reload_if_changed("test"),
+            "an unchanged file is not reloaded"
+        );
 
-        std::fs::write(&path, "version = 1\n[[rules]]\nid = \"broken\"\nscopes = 7\n").unwrap();
+        std::fs::write(
+            &path,
+            "version = 1\n[[rules]]\nid = \"broken\"\nscopes = 7\n",
+        )
+        .unwrap();
         assert!(!store.reload_if_changed("test"));
         assert!(read_item_allowed(&store), "the old policy keeps serving");
         assert_eq!(store.reloads.with_label_values(&["rejected"]).get(), 1);

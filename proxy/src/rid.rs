@@ -79,17 +79,21 @@ impl RidMap {
         };
         let (database, container) = match &address.container {
             Some(container_rid) => {
-                let (database, container) = self
-                    .containers
-                    .get(container_rid)
-                    .ok_or_else(|| UnknownRid { rid: container_rid.clone() })?;
+                let (database, container) =
+                    self.containers
+                        .get(container_rid)
+                        .ok_or_else(|| UnknownRid {
+                            rid: container_rid.clone(),
+                        })?;
                 (database, Some(container))
             }
             None => {
                 let database = self
                     .databases
                     .get(&address.database)
-                    .ok_or_else(|| UnknownRid { rid: address.database.clone() })?;
+                    .ok_or_else(|| UnknownRid {
+                        rid: address.database.clone(),
+                    })?;
                 (database, None)
             }
         };
@@ -108,7 +112,12 @@ impl RidMap {
 
     /// Wraps a response body so the RIDs it reports are learnt when it ends, for the
     /// database and container responses that carry them. Other bodies pass unchanged.
-    pub fn learn_from(&self, classified: &Classified, status: http::StatusCode, body: ProxyBody) -> ProxyBody {
+    pub fn learn_from(
+        &self,
+        classified: &Classified,
+        status: http::StatusCode,
+        body: ProxyBody,
+    ) -> ProxyBody {
         let Some(source) = self.source(classified, status) else {
             return body;
         };
@@ -159,7 +168,9 @@ impl RidMap {
             }
             Source::DatabaseFeed => {
                 if let Ok(feed) = serde_json::from_slice::<DatabaseFeed>(body) {
-                    feed.databases.into_iter().for_each(|database| self.insert_database(database));
+                    feed.databases
+                        .into_iter()
+                        .for_each(|database| self.insert_database(database));
                 }
             }
             Source::Container { database } => {
@@ -182,8 +193,10 @@ impl RidMap {
     }
 
     fn insert_container(&self, database: &str, container: Resource) {
-        self.containers
-            .insert(container.rid, (Arc::from(database), Arc::from(container.id)));
+        self.containers.insert(
+            container.rid,
+            (Arc::from(database), Arc::from(container.id)),
+        );
     }
 }
 
@@ -260,7 +273,9 @@ mod tests {
     }
 
     async fn pass_through(map: &RidMap, request: &Classified, body: &str) -> Bytes {
-        let body = Full::new(Bytes::from(body.to_owned())).map_err(|never| match never {}).boxed();
+        let body = Full::new(Bytes::from(body.to_owned()))
+            .map_err(|never| match never {})
+            .boxed();
         map.learn_from(request, StatusCode::OK, body)
             .collect()
             .await
@@ -311,7 +326,10 @@ mod tests {
         let body = Full::new(Bytes::from_static(br#"{"id":"shop","_rid":"AbCdEf=="}"#))
             .map_err(|never| match never {})
             .boxed();
-        map.learn_from(&read, StatusCode::NOT_FOUND, body).collect().await.unwrap();
+        map.learn_from(&read, StatusCode::NOT_FOUND, body)
+            .collect()
+            .await
+            .unwrap();
         let mut by_rid = classified(Method::GET, "/dbs/AbCdEf==");
         assert!(map.resolve(&mut by_rid).is_err());
     }

@@ -18,8 +18,9 @@ use crate::identity::{Authenticator, AuthenticatorOptions};
 use crate::metrics::{self, RequestMetrics};
 use crate::pipeline::{Limits, Proxy};
 use crate::policy_store::PolicyStore;
-use crate::telemetry::{SubjectStamp, TelemetryHandle};
 use crate::server::{self, admin::AdminState};
+use crate::telemetry::{SubjectStamp, TelemetryHandle};
+use crate::upstream::CredentialReadiness;
 use crate::upstream::{Credential, CredentialOptions, Upstream};
 
 /// Time open connections get to finish after a shutdown signal.
@@ -43,12 +44,18 @@ pub async fn serve(config_path: &Path) -> anyhow::Result<()> {
         allow_plain_http: config.dangerous.plain_http_issuers,
         ..AuthenticatorOptions::default()
     };
-    let authenticator = Authenticator::start(std::mem::take(&mut config.issuers), options, &registry)
-        .map_err(|error| anyhow::anyhow!("{}: [[issuers]]: {error}", config_path.display()))?;
+    let authenticator =
+        Authenticator::start(std::mem::take(&mut config.issuers), options, &registry)
+            .map_err(|error| anyhow::anyhow!("{}: [[issuers]]: {error}", config_path.display()))?;
     let audit = Arc::new(open_audit(&config, &registry)?);
-    let metrics = RequestMetrics::register(&registry)?.with_charge_containers(&config.metrics.charge_containers);
-    let telemetry =
-        TelemetryHandle::start(config.telemetry.as_ref(), config.upstream.endpoint.get_ref(), &registry).await?;
+    let metrics = RequestMetrics::register(&registry)?
+        .with_charge_containers(&config.metrics.charge_containers);
+    let telemetry = TelemetryHandle::start(
+        config.telemetry.as_ref(),
+        config.upstream.endpoint.get_ref(),
+        &registry,
+    )
+    .await?;
 
     let tls = tls_acceptor(&config)?;
     let data_listener = bind(config.listener.address, "data").await?;
@@ -78,14 +85,18 @@ pub async fn serve(config_path: &Path) -> anyhow::Result<()> {
         authenticator: authenticator.clone(),
         credential: credential_readiness.clone(),
     };
-    tokio::spawn(server::admin::serve_admin(admin_listener, admin_state, stopped(stop_receiver.clone())));
+    tokio::spawn(server::admin::serve_admin(
+        admin_listener,
+        admin_state,
+        stopped(stop_receiver.clone()),
+    ));
 
-    if !authenticator.wait_ready(READY_WAIT).await {
-        tracing::warn!("Token signing keys are not loaded yet; requests get 503 until they are");
-    }
-    if !credential_readiness.wait_ready(READY_WAIT).await {
-        tracing::warn!("The upstream credential has no token yet; requests get 503 until it has");
-    }
+    // Serving starts at once: until the keys and the credential's first token arrive,
+    // requests get a prompt 503 with Retry-After and /readyz fails, rather than hanging.
+    tokio::spawn(warn_until_ready(
+        authenticator.clone(),
+        credential_readiness.clone(),
+    ));
     tracing::info!(
         public_url = %proxy.public_url,
         upstream = %proxy.upstream.endpoint(),
@@ -118,10 +129,14 @@ fn warn_dangerous(config: &Config) {
         tracing::warn!("dangerous.plain_http_listener is set: callers' tokens travel unencrypted");
     }
     if dangerous.plain_http_issuers {
-        tracing::warn!("dangerous.plain_http_issuers is set: token signing keys are fetched unencrypted");
+        tracing::warn!(
+            "dangerous.plain_http_issuers is set: token signing keys are fetched unencrypted"
+        );
     }
     if dangerous.plain_http_upstream {
-        tracing::warn!("dangerous.plain_http_upstream is set: requests to the account are unencrypted");
+        tracing::warn!(
+            "dangerous.plain_http_upstream is set: requests to the account are unencrypted"
+        );
     }
 }
 
@@ -132,10 +147,18 @@ pub fn load_policy(path: &Path) -> anyhow::Result<Policy> {
     crate::policy_store::parse(path, &text)
 }
 
-fn build_upstream(config: &Config, config_path: &Path, registry: &Registry) -> anyhow::Result<Upstream> {
+fn build_upstream(
+    config: &Config,
+    config_path: &Path,
+    registry: &Registry,
+) -> anyhow::Result<Upstream> {
     let credential = Credential::start(config, registry, CredentialOptions::default())
         .map_err(|error| anyhow::anyhow!("{}: {error}", config_path.display()))?;
-    let ca_file = config.upstream.ca_file.as_ref().map(|path| config.resolve(path.get_ref()));
+    let ca_file = config
+        .upstream
+        .ca_file
+        .as_ref()
+        .map(|path| config.resolve(path.get_ref()));
     Upstream::new(
         &config.upstream,
         ca_file.as_deref(),
@@ -163,7 +186,8 @@ fn load_subject_stamp(config: &Config) -> anyhow::Result<Option<SubjectStamp>> {
     let Some(key_file) = &config.audit.user_agent_hmac_key_file else {
         return Ok(None);
     };
-    let stamp = SubjectStamp::from_file(&config.resolve(key_file.get_ref())).map_err(anyhow::Error::msg)?;
+    let stamp =
+        SubjectStamp::from_file(&config.resolve(key_file.get_ref())).map_err(anyhow::Error::msg)?;
     Ok(Some(stamp))
 }
 
@@ -188,6 +212,17 @@ async fn bind(address: std::net::SocketAddr, name: &str) -> anyhow::Result<TcpLi
     Ok(listener)
 }
 
+/// Logs a warning when the issuers' keys or the upstream credential are not ready soon
+/// after start.
+async fn warn_until_ready(authenticator: Authenticator, credential: CredentialReadiness) {
+    if !authenticator.wait_ready(READY_WAIT).await {
+        tracing::warn!("Token signing keys are not loaded yet; requests get 503 until they are");
+    }
+    if !credential.wait_ready(READY_WAIT).await {
+        tracing::warn!("The upstream credential has no token yet; requests get 503 until it has");
+    }
+}
+
 /// Resolves when the stop flag turns true.
 async fn stopped(mut receiver: watch::Receiver<bool>) {
     while !*receiver.borrow() {
@@ -201,9 +236,10 @@ async fn stopped(mut receiver: watch::Receiver<bool>) {
 /// new one is invalid.
 async fn watch_signals(stop: watch::Sender<bool>, policy: Arc<PolicyStore>) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut terminate), Ok(mut hangup)) =
-        (signal(SignalKind::terminate()), signal(SignalKind::hangup()))
-    else {
+    let (Ok(mut terminate), Ok(mut hangup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
         tracing::error!("Failed to install signal handlers; stop the proxy with SIGKILL");
         return;
     };

@@ -62,7 +62,7 @@ def test_reporting_write_denied(proxy, certs, token_for, sdk, seeded_order, orde
     ops = [{"op": "upsert_item", **ORDERS, "item": changed}]
     results = run_client(sdk, proxy.url, ops, certs.ca_file, token=token_for("reporting"))
 
-    line = audit_line(proxy, audit_start, "upsert_item", "dbs/shop/colls/orders", "reporting")
+    line = audit_line(proxy, audit_start, "upsert_item", f"dbs/shop/colls/orders/docs/{changed['id']}", "reporting")
     # No allow rule grants reporting items/upsert, so the default deny decides.
     assert not results[0]["ok"], results[0]
     assert results[0]["status"] == 403, results[0]
@@ -98,8 +98,8 @@ def test_agent_writes_denied_by_rule(proxy, certs, token_for, sdk, seeded_order,
     feed = "dbs/shop/colls/orders"
     item_link = f"{feed}/docs/{item_id}"
     expected_lines = [
-        ("create_item", feed),
-        ("upsert_item", feed),
+        ("create_item", f"{feed}/docs/{new_id}"),
+        ("upsert_item", item_link),
         ("replace_item", item_link),
         ("patch_item", item_link),
         ("delete_item", item_link),

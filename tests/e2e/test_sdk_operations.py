@@ -57,11 +57,11 @@ def test_create_database_and_container(proxy, certs, token_for, sdk, direct, aud
         assert results[1]["data"] == {"id": "items"}
         stored = direct.get_database_client(database).get_container_client("items").read_item("first", "p")
         assert stored["pk"] == "p"
-        create_db = allowed_audit(proxy, audit_start, "create_database", "", "orders-app-manage-created")
+        create_db = allowed_audit(proxy, audit_start, "create_database", f"dbs/{database}", "orders-app-manage-created")
         assert create_db["resource_type"] == "dbs"
         assert create_db["database"] == database
         create_container = allowed_audit(
-            proxy, audit_start, "create_container", f"dbs/{database}", "orders-app-manage-created"
+            proxy, audit_start, "create_container", f"dbs/{database}/colls/items", "orders-app-manage-created"
         )
         assert create_container["container"] == "items"
     finally:
@@ -116,7 +116,8 @@ def test_item_operations(proxy, certs, token_for, sdk, orders, audit_start, doub
     docs_feed = "dbs/shop/colls/orders"
     item_link = f"{docs_feed}/docs/{kept_id}"
     rule = "orders-app-read-write"
-    upsert = allowed_audit(proxy, audit_start, "upsert_item", docs_feed, rule)
+    # A create or upsert is decided, and audited, on the item its body names.
+    upsert = allowed_audit(proxy, audit_start, "upsert_item", item_link, rule)
     assert upsert["database"] == "shop"
     assert upsert["container"] == "orders"
     assert upsert["method"] == "POST"

@@ -1,6 +1,7 @@
 """Fixtures for the hostile-input tests: the proxy over TLS and over plain HTTP in front of
-the verifying double, databases whose names a path trick could reach, and checks that a
-rejected request got the right status, body and audit line and never reached the double."""
+the verifying double, and databases whose names a path trick could reach. The checks
+here show that a rejected request got the right status, body and audit line, and that it
+never reached the double."""
 
 from __future__ import annotations
 
@@ -123,11 +124,21 @@ class Watch:
         """Return the double's records written since the watch started."""
         return self.double.records()[self.double_start :]
 
+    def wait_forwarded(self, count: int, timeout: float = 5.0) -> list[dict]:
+        """Return the double's new records once there are `count` of them, or after
+        `timeout` seconds. The double writes a record only after it has responded, so a
+        test that expects a forwarded request waits here, and its record cannot land in
+        the next test's window."""
+        deadline = time.monotonic() + timeout
+        while len(self.forwarded()) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.forwarded()
+
     def audit(self, predicate: Callable[[dict], bool] = lambda line: True, count: int = 1) -> list[dict]:
         return wait_for_audit(self.proxy, self.audit_start, predicate, count=count)
 
     def assert_nothing_forwarded(self) -> None:
-        # The double records a request after answering it; give a stray one time to land.
+        # The double records a request after it has responded, so wait briefly for a late one.
         time.sleep(0.2)
         forwarded = self.forwarded()
         assert forwarded == [], f"requests reached the double: {[(r['method'], r['path']) for r in forwarded]}"

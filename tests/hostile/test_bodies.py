@@ -87,8 +87,9 @@ def test_batch_in_own_partition_forwarded(hostile_proxy, certs, watch, partition
 
     lines = observed.audit(lambda line: line.get("path") == BATCH_PATH)
     assert lines and lines[-1]["decision"] == "allow", lines
-    forwarded = observed.forwarded()
-    assert len(forwarded) == 1 and forwarded[0]["verified"], forwarded
+    forwarded = observed.wait_forwarded(1)
+    assert len(forwarded) == 1, forwarded
+    assert forwarded[0]["verified"], forwarded[0]
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 """Faults around the proxy: an account that refuses, resets, stalls, throttles or shows an
-untrusted certificate; an issuer that is down; an audit file on a full disk; a broken
-policy on reload; and SIGTERM with a request in flight. The proxy answers each with the
-right status and an audit line naming the cause, never retries a write, and keeps
+untrusted certificate, an issuer that is down, an audit file on a full disk, a broken
+policy on reload, and SIGTERM with a request in flight. For each, the proxy returns the
+right status and writes an audit line with the cause. It never retries a write and keeps
 serving."""
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def fault_edits(plain_upstream: bool, response_timeout: str = "2s", audit_file: 
 
 @pytest.fixture
 def fault_proxy(processes, certs, run_dir, oidc, request):
-    """Start a proxy in front of `upstream_url`; stopped when the test ends."""
+    """Start proxies in front of a given upstream URL. Each one is stopped when the test ends."""
     started = []
 
     def start(name: str, upstream_url: str, **edits) -> stack.Proxy:
@@ -137,8 +137,8 @@ def test_slow_headers_time_out_with_504(fault_proxy, certs, token):
 
 
 def test_slow_body_then_close_is_recorded_incomplete(fault_proxy, certs, token):
-    """Headers arrived in time, so the status is already sent; the cut body must show in
-    the audit record as not completed."""
+    """Headers arrived in time, so the status is already sent. The audit record must
+    mark the cut body as not completed."""
     upstream = FaultServer("slow-body", delay=1)
     try:
         proxy = fault_proxy("fault-slow-body", upstream.url)
@@ -227,6 +227,11 @@ def test_issuer_down_at_start_is_503(processes, certs, run_dir, double, oidc, se
     proxy = start_unready_proxy(processes, certs, run_dir, double, oidc, "issuer-down", f"{issuer}/jwks", issuer)
     try:
         token = rs256_token(key, {"alg": "RS256", "kid": key.kid}, {"iss": issuer, "sub": ALLOWED_SUBJECT, "aud": AUDIENCE, "exp": int(time.time()) + 600})
+        # The data listener is bound at once but serves only after the proxy has waited
+        # (10 s at most) for the issuer's keys.
+        deadline = time.monotonic() + 30
+        while "Cosmoguard started" not in proxy.process.log_tail(20000) and time.monotonic() < deadline:
+            time.sleep(0.2)
         responses = send(proxy, certs, token)
 
         assert http_status(f"{proxy.admin_url}/readyz") == 503
@@ -315,7 +320,9 @@ def test_sigterm_drains_request_in_flight(processes, certs, run_dir, oidc, seede
         assert result["responses"] and result["responses"][0].status == 200, result
         assert exit_code == 0, proxy.process.log_tail()
         lines = [line for line in proxy.audit_lines() if line.get("path") == READ_PATH]
-        assert lines and lines[-1]["status"] == 200 and lines[-1]["completed"] is True, lines
+        assert lines, "no audit line for the drained request"
+        assert lines[-1]["status"] == 200, lines[-1]
+        assert lines[-1]["completed"] is True, lines[-1]
     finally:
         processes.stop(proxy.process)
         upstream.close()

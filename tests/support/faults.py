@@ -1,5 +1,5 @@
 """Upstream stand-ins that misbehave on purpose, run as threads inside the test process:
-they reset connections, stall before or inside a response, answer throttling statuses or
+they reset connections, stall before or inside a response, return throttling statuses or
 serve a certificate from an unknown CA. Each one counts the requests it received, so a
 test can show that the proxy did not retry."""
 

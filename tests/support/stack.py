@@ -90,11 +90,12 @@ class Proxy:
     audit_offset: int = field(default=0)
 
     def audit_lines(self) -> list[dict]:
-        """Return every audit line written so far."""
+        """Return every audit line written so far. A last line without its newline is still
+        being written, so it is left for the next call."""
         if not self.audit_path.exists():
             return []
         with self.audit_path.open(encoding="utf-8") as file:
-            return [json.loads(line) for line in file if line.strip()]
+            return [json.loads(line) for line in file if line.endswith("\n") and line.strip()]
 
 
 def start_cosmosdb_server(manager: ProcessManager, certs: CertificateSet | None, name: str = "cosmosdb-server") -> CosmosServer:

@@ -23,10 +23,13 @@ struct RawOperation {
 
 /// Parses a batch body (a JSON array of operations) into the operations to authorize.
 pub fn parse_batch(body: &[u8]) -> Result<Vec<BatchOperation>, ClassifyError> {
-    let raw: Vec<RawOperation> = serde_json::from_slice(body)
-        .map_err(|error| ClassifyError::InvalidBatch(format!("expected a JSON array of operations: {error}")))?;
+    let raw: Vec<RawOperation> = serde_json::from_slice(body).map_err(|error| {
+        ClassifyError::InvalidBatch(format!("expected a JSON array of operations: {error}"))
+    })?;
     if raw.is_empty() {
-        return Err(ClassifyError::InvalidBatch("the batch has no operations".to_owned()));
+        return Err(ClassifyError::InvalidBatch(
+            "the batch has no operations".to_owned(),
+        ));
     }
     if raw.len() > MAX_BATCH_OPERATIONS {
         return Err(ClassifyError::InvalidBatch(format!(

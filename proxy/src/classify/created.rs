@@ -31,7 +31,11 @@ pub fn apply_created_id(classified: &mut Classified, body: &[u8]) -> Result<(), 
         .map_err(|error| ClassifyError::InvalidBody(format!("expected a JSON object: {error}")))?;
     let id = match created.id {
         Some(serde_json::Value::String(id)) => id,
-        Some(_) => return Err(ClassifyError::InvalidBody("the id is not a string".to_owned())),
+        Some(_) => {
+            return Err(ClassifyError::InvalidBody(
+                "the id is not a string".to_owned(),
+            ));
+        }
         // The service rejects a create without an id; the policy sees the feed only.
         None => return Ok(()),
     };

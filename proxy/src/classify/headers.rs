@@ -88,7 +88,10 @@ pub(super) fn text(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// Returns the header's only value, rejecting repeats and non-ASCII values.
-fn single<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<Option<&'h str>, ClassifyError> {
+fn single<'h>(
+    headers: &'h HeaderMap,
+    name: &'static str,
+) -> Result<Option<&'h str>, ClassifyError> {
     let mut values = headers.get_all(name).iter();
     let Some(first) = values.next() else {
         return Ok(None);
@@ -99,8 +102,11 @@ fn single<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<Option<&'h s
             problem: "sent more than once".to_owned(),
         });
     }
-    first.to_str().map(Some).map_err(|_| ClassifyError::InvalidHeader {
-        name,
-        problem: "not visible ASCII".to_owned(),
-    })
+    first
+        .to_str()
+        .map(Some)
+        .map_err(|_| ClassifyError::InvalidHeader {
+            name,
+            problem: "not visible ASCII".to_owned(),
+        })
 }

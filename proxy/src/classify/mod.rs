@@ -38,10 +38,21 @@ pub enum ClassifyError {
     PathTooLong { length: usize, max: usize },
     #[error("'{keyword}' is not a resource type at this position of the path")]
     UnknownResourceType { keyword: String },
-    #[error("the path addresses a resource below a container by resource id (RID); address it by name")]
+    #[error(
+        "the path addresses a resource below a container by resource id (RID); address it by name"
+    )]
     AddressedByRid,
     #[error("{method} is not a Cosmos DB operation on {target}")]
-    UnsupportedMethod { method: String, target: &'static str },
+    UnsupportedMethod {
+        method: String,
+        target: &'static str,
+    },
+    #[error(
+        "the request has a query string; Cosmos DB REST requests carry their parameters in headers"
+    )]
+    QueryString,
+    #[error("the access token also appears in header {0}; send it only in Authorization")]
+    TokenInOtherHeader(String),
     #[error("the request sets conflicting operation headers: {0}")]
     ConflictingHeaders(&'static str),
     #[error("header {name} is invalid: {problem}")]
@@ -129,7 +140,9 @@ fn feed_operation_kind(
     headers: &HeaderMap,
 ) -> Result<OperationKind, ClassifyError> {
     match *method {
-        Method::GET if resource_type == ResourceType::Document && headers::is_change_feed(headers) => {
+        Method::GET
+            if resource_type == ResourceType::Document && headers::is_change_feed(headers) =>
+        {
             Ok(OperationKind::ReadChangeFeed)
         }
         Method::GET => Ok(OperationKind::ReadFeed),
@@ -151,14 +164,19 @@ fn post_feed_kind(
     let upsert = headers::flag(headers, headers::IS_UPSERT)?;
     let batch = headers::flag(headers, headers::IS_BATCH)?;
 
-    let set = [query, query_plan, upsert, batch].iter().filter(|flag| **flag).count();
+    let set = [query, query_plan, upsert, batch]
+        .iter()
+        .filter(|flag| **flag)
+        .count();
     if set > 1 && !(query && query_plan) {
         return Err(ClassifyError::ConflictingHeaders(
             "a POST may be one of query, query plan, upsert or batch",
         ));
     }
     if batch && resource_type != ResourceType::Document {
-        return Err(ClassifyError::ConflictingHeaders("a batch is only valid on the docs feed"));
+        return Err(ClassifyError::ConflictingHeaders(
+            "a batch is only valid on the docs feed",
+        ));
     }
 
     if query_plan {
@@ -184,7 +202,9 @@ fn item_operation_kind(
         Method::PUT => Ok(OperationKind::Replace),
         Method::DELETE => Ok(OperationKind::Delete),
         Method::PATCH if resource_type == ResourceType::Document => Ok(OperationKind::Patch),
-        Method::POST if resource_type == ResourceType::StoredProcedure => Ok(OperationKind::Execute),
+        Method::POST if resource_type == ResourceType::StoredProcedure => {
+            Ok(OperationKind::Execute)
+        }
         _ => Err(unsupported(method, "this resource")),
     }
 }

@@ -169,7 +169,9 @@ fn is_rid(text: &str, bytes: usize) -> bool {
     let padding = (3 - bytes % 3) % 3;
     let characters = text.as_bytes();
     characters.len() == length
-        && characters[length - padding..].iter().all(|byte| *byte == b'=')
+        && characters[length - padding..]
+            .iter()
+            .all(|byte| *byte == b'=')
         && characters[..length - padding]
             .iter()
             .all(|byte| byte.is_ascii_alphanumeric() || *byte == b'+' || *byte == b'-')
@@ -199,15 +201,27 @@ fn rid_path(segments: &[String]) -> Result<ResourcePath, ClassifyError> {
 /// The number of segments up to the resource that owns the request: the resource itself,
 /// or the parent of a feed.
 fn path_owner_length(segments: &[String]) -> usize {
-    if segments.len() % 2 == 1 { segments.len() - 1 } else { segments.len() }
+    if segments.len() % 2 == 1 {
+        segments.len() - 1
+    } else {
+        segments.len()
+    }
 }
 
 fn resource_path(segments: &[String]) -> ResourcePath {
     let is_feed = segments.len() % 2 == 1;
-    let keyword_index = if is_feed { segments.len() - 1 } else { segments.len() - 2 };
+    let keyword_index = if is_feed {
+        segments.len() - 1
+    } else {
+        segments.len() - 2
+    };
     let resource_type =
         ResourceType::from_keyword(&segments[keyword_index]).unwrap_or(ResourceType::Account);
-    let link_segments = if is_feed { &segments[..segments.len() - 1] } else { segments };
+    let link_segments = if is_feed {
+        &segments[..segments.len() - 1]
+    } else {
+        segments
+    };
     let link = link_segments.join("/");
 
     let name_after = |keyword: &str| {
@@ -220,7 +234,10 @@ fn resource_path(segments: &[String]) -> ResourcePath {
     };
     // Databases and containers are named by `database` and `container`; `resource_id`
     // names what sits below them, or an offer.
-    let names_child = !matches!(resource_type, ResourceType::Database | ResourceType::Container);
+    let names_child = !matches!(
+        resource_type,
+        ResourceType::Database | ResourceType::Container
+    );
     let resource_id = if is_feed || !names_child {
         None
     } else {

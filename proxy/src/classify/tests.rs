@@ -19,36 +19,199 @@ fn classify_plain(method: Method, path: &str) -> Classified {
 fn classifies_every_name_based_shape() {
     let cases: &[(Method, &str, Kind, Type, &str, &str)] = &[
         (Method::GET, "/", Kind::Read, Type::Account, "", ""),
-        (Method::GET, "/dbs", Kind::ReadFeed, Type::Database, "dbs", ""),
-        (Method::POST, "/dbs", Kind::Create, Type::Database, "dbs", ""),
-        (Method::GET, "/dbs/d", Kind::Read, Type::Database, "dbs", "dbs/d"),
-        (Method::DELETE, "/dbs/d", Kind::Delete, Type::Database, "dbs", "dbs/d"),
-        (Method::GET, "/dbs/d/colls", Kind::ReadFeed, Type::Container, "colls", "dbs/d"),
-        (Method::POST, "/dbs/d/colls", Kind::Create, Type::Container, "colls", "dbs/d"),
-        (Method::PUT, "/dbs/d/colls/c", Kind::Replace, Type::Container, "colls", "dbs/d/colls/c"),
-        (Method::POST, "/dbs/d/colls/c/docs", Kind::Create, Type::Document, "docs", "dbs/d/colls/c"),
-        (Method::GET, "/dbs/d/colls/c/docs", Kind::ReadFeed, Type::Document, "docs", "dbs/d/colls/c"),
-        (Method::GET, "/dbs/d/colls/c/docs/i", Kind::Read, Type::Document, "docs", "dbs/d/colls/c/docs/i"),
-        (Method::PUT, "/dbs/d/colls/c/docs/i", Kind::Replace, Type::Document, "docs", "dbs/d/colls/c/docs/i"),
-        (Method::PATCH, "/dbs/d/colls/c/docs/i", Kind::Patch, Type::Document, "docs", "dbs/d/colls/c/docs/i"),
-        (Method::DELETE, "/dbs/d/colls/c/docs/i", Kind::Delete, Type::Document, "docs", "dbs/d/colls/c/docs/i"),
-        (Method::GET, "/dbs/d/colls/c/pkranges", Kind::ReadFeed, Type::PartitionKeyRange, "pkranges", "dbs/d/colls/c"),
-        (Method::POST, "/dbs/d/colls/c/sprocs/s", Kind::Execute, Type::StoredProcedure, "sprocs", "dbs/d/colls/c/sprocs/s"),
-        (Method::PUT, "/dbs/d/colls/c/udfs/u", Kind::Replace, Type::UserDefinedFunction, "udfs", "dbs/d/colls/c/udfs/u"),
-        (Method::DELETE, "/dbs/d/colls/c/triggers/t", Kind::Delete, Type::Trigger, "triggers", "dbs/d/colls/c/triggers/t"),
-        (Method::GET, "/dbs/d/colls/c/conflicts", Kind::ReadFeed, Type::Conflict, "conflicts", "dbs/d/colls/c"),
-        (Method::GET, "/dbs/d/users/u/permissions/p", Kind::Read, Type::Permission, "permissions", "dbs/d/users/u/permissions/p"),
-        (Method::GET, "/dbs/d/colls/c/docs/i/attachments/a", Kind::Read, Type::Attachment, "attachments", "dbs/d/colls/c/docs/i/attachments/a"),
-        (Method::GET, "/dbs/d/clientencryptionkeys", Kind::ReadFeed, Type::ClientEncryptionKey, "clientencryptionkeys", "dbs/d"),
-        (Method::GET, "/offers", Kind::ReadFeed, Type::Offer, "offers", ""),
+        (
+            Method::GET,
+            "/dbs",
+            Kind::ReadFeed,
+            Type::Database,
+            "dbs",
+            "",
+        ),
+        (
+            Method::POST,
+            "/dbs",
+            Kind::Create,
+            Type::Database,
+            "dbs",
+            "",
+        ),
+        (
+            Method::GET,
+            "/dbs/d",
+            Kind::Read,
+            Type::Database,
+            "dbs",
+            "dbs/d",
+        ),
+        (
+            Method::DELETE,
+            "/dbs/d",
+            Kind::Delete,
+            Type::Database,
+            "dbs",
+            "dbs/d",
+        ),
+        (
+            Method::GET,
+            "/dbs/d/colls",
+            Kind::ReadFeed,
+            Type::Container,
+            "colls",
+            "dbs/d",
+        ),
+        (
+            Method::POST,
+            "/dbs/d/colls",
+            Kind::Create,
+            Type::Container,
+            "colls",
+            "dbs/d",
+        ),
+        (
+            Method::PUT,
+            "/dbs/d/colls/c",
+            Kind::Replace,
+            Type::Container,
+            "colls",
+            "dbs/d/colls/c",
+        ),
+        (
+            Method::POST,
+            "/dbs/d/colls/c/docs",
+            Kind::Create,
+            Type::Document,
+            "docs",
+            "dbs/d/colls/c",
+        ),
+        (
+            Method::GET,
+            "/dbs/d/colls/c/docs",
+            Kind::ReadFeed,
+            Type::Document,
+            "docs",
+            "dbs/d/colls/c",
+        ),
+        (
+            Method::GET,
+            "/dbs/d/colls/c/docs/i",
+            Kind::Read,
+            Type::Document,
+            "docs",
+            "dbs/d/colls/c/docs/i",
+        ),
+        (
+            Method::PUT,
+            "/dbs/d/colls/c/docs/i",
+            Kind::Replace,
+            Type::Document,
+            "docs",
+            "dbs/d/colls/c/docs/i",
+        ),
+        (
+            Method::PATCH,
+            "/dbs/d/colls/c/docs/i",
+            Kind::Patch,
+            Type::Document,
+            "docs",
+            "dbs/d/colls/c/docs/i",
+        ),
+        (
+            Method::DELETE,
+            "/dbs/d/colls/c/docs/i",
+            Kind::Delete,
+            Type::Document,
+            "docs",
+            "dbs/d/colls/c/docs/i",
+        ),
+        (
+            Method::GET,
+            "/dbs/d/colls/c/pkranges",
+            Kind::ReadFeed,
+            Type::PartitionKeyRange,
+            "pkranges",
+            "dbs/d/colls/c",
+        ),
+        (
+            Method::POST,
+            "/dbs/d/colls/c/sprocs/s",
+            Kind::Execute,
+            Type::StoredProcedure,
+            "sprocs",
+            "dbs/d/colls/c/sprocs/s",
+        ),
+        (
+            Method::PUT,
+            "/dbs/d/colls/c/udfs/u",
+            Kind::Replace,
+            Type::UserDefinedFunction,
+            "udfs",
+            "dbs/d/colls/c/udfs/u",
+        ),
+        (
+            Method::DELETE,
+            "/dbs/d/colls/c/triggers/t",
+            Kind::Delete,
+            Type::Trigger,
+            "triggers",
+            "dbs/d/colls/c/triggers/t",
+        ),
+        (
+            Method::GET,
+            "/dbs/d/colls/c/conflicts",
+            Kind::ReadFeed,
+            Type::Conflict,
+            "conflicts",
+            "dbs/d/colls/c",
+        ),
+        (
+            Method::GET,
+            "/dbs/d/users/u/permissions/p",
+            Kind::Read,
+            Type::Permission,
+            "permissions",
+            "dbs/d/users/u/permissions/p",
+        ),
+        (
+            Method::GET,
+            "/dbs/d/colls/c/docs/i/attachments/a",
+            Kind::Read,
+            Type::Attachment,
+            "attachments",
+            "dbs/d/colls/c/docs/i/attachments/a",
+        ),
+        (
+            Method::GET,
+            "/dbs/d/clientencryptionkeys",
+            Kind::ReadFeed,
+            Type::ClientEncryptionKey,
+            "clientencryptionkeys",
+            "dbs/d",
+        ),
+        (
+            Method::GET,
+            "/offers",
+            Kind::ReadFeed,
+            Type::Offer,
+            "offers",
+            "",
+        ),
     ];
     for (method, path, kind, resource_type, signing_type, signing_link) in cases {
         let classified = classify_plain(method.clone(), path);
         let operation = classified.request.operation;
         assert_eq!(operation.kind, *kind, "{method} {path}: kind");
-        assert_eq!(operation.resource_type, *resource_type, "{method} {path}: type");
-        assert_eq!(classified.signing_resource_type, *signing_type, "{method} {path}: signed type");
-        assert_eq!(classified.signing_resource_link, *signing_link, "{method} {path}: signed link");
+        assert_eq!(
+            operation.resource_type, *resource_type,
+            "{method} {path}: type"
+        );
+        assert_eq!(
+            classified.signing_resource_type, *signing_type,
+            "{method} {path}: signed type"
+        );
+        assert_eq!(
+            classified.signing_resource_link, *signing_link,
+            "{method} {path}: signed link"
+        );
     }
 }
 
@@ -81,7 +244,10 @@ fn keyword_named_database_is_a_database() {
 fn path_is_decoded_once() {
     let classified = classify_plain(Method::GET, "/dbs/d/colls/c/docs/%253D%3Dx+y");
     assert_eq!(classified.request.item_id(), Some("%3D=x+y"));
-    assert_eq!(classified.signing_resource_link, "dbs/d/colls/c/docs/%3D=x+y");
+    assert_eq!(
+        classified.signing_resource_link,
+        "dbs/d/colls/c/docs/%3D=x+y"
+    );
 }
 
 #[test]
@@ -122,9 +288,18 @@ fn rejects_unknown_and_misplaced_keywords() {
 #[test]
 fn rejects_hostile_path_spellings() {
     let cases: &[(&str, ClassifyError)] = &[
-        ("/dbs/a%2Fb", ClassifyError::ForbiddenCharacter { character: '/' }),
-        ("/dbs/a%5Cb", ClassifyError::ForbiddenCharacter { character: '\\' }),
-        ("/dbs/a%3Fb", ClassifyError::ForbiddenCharacter { character: '?' }),
+        (
+            "/dbs/a%2Fb",
+            ClassifyError::ForbiddenCharacter { character: '/' },
+        ),
+        (
+            "/dbs/a%5Cb",
+            ClassifyError::ForbiddenCharacter { character: '\\' },
+        ),
+        (
+            "/dbs/a%3Fb",
+            ClassifyError::ForbiddenCharacter { character: '?' },
+        ),
         ("/dbs/a%00b", ClassifyError::ControlCharacter),
         ("/dbs/a%0Ab", ClassifyError::ControlCharacter),
         ("/dbs/%2e%2e/colls/c", ClassifyError::DotSegment),
@@ -133,7 +308,10 @@ fn rejects_hostile_path_spellings() {
         ("/dbs/a%zz", ClassifyError::InvalidEncoding),
         ("/dbs/a%", ClassifyError::InvalidEncoding),
         ("/dbs/%ff", ClassifyError::InvalidEncoding),
-        ("/dbs/AbCdEf==/colls/AbCdEfGhIjk=/docs/x", ClassifyError::AddressedByRid),
+        (
+            "/dbs/AbCdEf==/colls/AbCdEfGhIjk=/docs/x",
+            ClassifyError::AddressedByRid,
+        ),
         ("/dbs/AbCdEf==/colls/orders", ClassifyError::AddressedByRid),
     ];
     for (path, expected) in cases {
@@ -184,8 +362,7 @@ fn post_headers_select_the_operation() {
         ),
     ];
     for (pairs, kind) in cases {
-        let classified =
-            classify(&Method::POST, "/dbs/d/colls/c/docs", &headers(pairs)).unwrap();
+        let classified = classify(&Method::POST, "/dbs/d/colls/c/docs", &headers(pairs)).unwrap();
         assert_eq!(classified.request.operation.kind, *kind, "{pairs:?}");
     }
 }
@@ -219,7 +396,10 @@ fn change_feed_is_recognised_in_any_case() {
     let pairs = headers(&[("a-im", "incremental FEED")]);
     let classified = classify(&Method::GET, "/dbs/d/colls/c/docs", &pairs).unwrap();
     assert_eq!(classified.request.operation.kind, Kind::ReadChangeFeed);
-    assert_eq!(classified.request.operation.name(), "read_change_feed_items");
+    assert_eq!(
+        classified.request.operation.name(),
+        "read_change_feed_items"
+    );
 }
 
 #[test]
@@ -230,19 +410,29 @@ fn partition_key_and_properties_are_read() {
         ("x-ms-consistency-level", "Session"),
         ("x-ms-documentdb-isquery", "True"),
     ]);
-    let request = classify(&Method::POST, "/dbs/d/colls/c/docs", &pairs).unwrap().request;
+    let request = classify(&Method::POST, "/dbs/d/colls/c/docs", &pairs)
+        .unwrap()
+        .request;
     let partition_key = request.partition_key.unwrap();
-    assert_eq!(partition_key.components, vec![serde_json::json!("tenant-a"), serde_json::json!(42)]);
+    assert_eq!(
+        partition_key.components,
+        vec![serde_json::json!("tenant-a"), serde_json::json!(42)]
+    );
     assert_eq!(partition_key.raw, r#"["tenant-a",42]"#);
     assert_eq!(request.properties.max_item_count, Some(25));
-    assert_eq!(request.properties.consistency_level.as_deref(), Some("Session"));
+    assert_eq!(
+        request.properties.consistency_level.as_deref(),
+        Some("Session")
+    );
     assert!(!request.properties.cross_partition);
 }
 
 #[test]
 fn query_without_partition_key_is_cross_partition() {
     let pairs = headers(&[("x-ms-documentdb-isquery", "True")]);
-    let request = classify(&Method::POST, "/dbs/d/colls/c/docs", &pairs).unwrap().request;
+    let request = classify(&Method::POST, "/dbs/d/colls/c/docs", &pairs)
+        .unwrap()
+        .request;
     assert!(request.properties.cross_partition);
 }
 
@@ -283,7 +473,11 @@ fn rejects_invalid_batches() {
         br#"[{"operationType": "Read", "id": "x", "partitionKey": "p"}]"#,
         too_many.as_bytes(),
     ] {
-        assert!(parse_batch(body).is_err(), "{}", String::from_utf8_lossy(body));
+        assert!(
+            parse_batch(body).is_err(),
+            "{}",
+            String::from_utf8_lossy(body)
+        );
     }
 }
 
@@ -295,7 +489,10 @@ fn rid_addressed_pkranges_keep_rids_for_resolution() {
     assert_eq!(rid.container.as_deref(), Some("AbCdEf-Hij8="));
     assert_eq!(classified.signing_resource_type, "pkranges");
     assert_eq!(classified.signing_resource_link, "abcdef-hij8=");
-    assert_eq!(classified.request.operation.resource_type, Type::PartitionKeyRange);
+    assert_eq!(
+        classified.request.operation.resource_type,
+        Type::PartitionKeyRange
+    );
 }
 
 #[test]
@@ -312,13 +509,51 @@ fn names_are_not_mistaken_for_rids() {
     }
 }
 
+/// Path, body, then the expected database, container, resource id and resource link.
+type CreateCase<'a> = (
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+    &'a str,
+);
+
 #[test]
 fn create_reads_the_new_resource_id_from_the_body() {
-    let cases: &[(&str, &str, Option<&str>, Option<&str>, Option<&str>, &str)] = &[
-        ("/dbs", r#"{"id":"shop"}"#, Some("shop"), None, None, "dbs/shop"),
-        ("/dbs/shop/colls", r#"{"id":"orders","partitionKey":{}}"#, Some("shop"), Some("orders"), None, "dbs/shop/colls/orders"),
-        ("/dbs/shop/colls/orders/docs", r#"{"id":"o-1","n":1}"#, Some("shop"), Some("orders"), Some("o-1"), "dbs/shop/colls/orders/docs/o-1"),
-        ("/dbs/shop/colls/orders/sprocs", r#"{"id":"bulk","body":"function(){}"}"#, Some("shop"), Some("orders"), Some("bulk"), "dbs/shop/colls/orders/sprocs/bulk"),
+    let cases: &[CreateCase<'_>] = &[
+        (
+            "/dbs",
+            r#"{"id":"shop"}"#,
+            Some("shop"),
+            None,
+            None,
+            "dbs/shop",
+        ),
+        (
+            "/dbs/shop/colls",
+            r#"{"id":"orders","partitionKey":{}}"#,
+            Some("shop"),
+            Some("orders"),
+            None,
+            "dbs/shop/colls/orders",
+        ),
+        (
+            "/dbs/shop/colls/orders/docs",
+            r#"{"id":"o-1","n":1}"#,
+            Some("shop"),
+            Some("orders"),
+            Some("o-1"),
+            "dbs/shop/colls/orders/docs/o-1",
+        ),
+        (
+            "/dbs/shop/colls/orders/sprocs",
+            r#"{"id":"bulk","body":"function(){}"}"#,
+            Some("shop"),
+            Some("orders"),
+            Some("bulk"),
+            "dbs/shop/colls/orders/sprocs/bulk",
+        ),
     ];
     for (path, body, database, container, resource_id, link) in cases {
         let mut classified = classify_plain(Method::POST, path);
@@ -330,22 +565,38 @@ fn create_reads_the_new_resource_id_from_the_body() {
         assert_eq!(request.container.as_deref(), *container, "{path}");
         assert_eq!(request.resource_id.as_deref(), *resource_id, "{path}");
         assert_eq!(request.resource_link, *link, "{path}");
-        assert_eq!(classified.signing_resource_link, signing_link, "{path}: signed link is the feed's");
+        assert_eq!(
+            classified.signing_resource_link, signing_link,
+            "{path}: signed link is the feed's"
+        );
     }
 }
 
 #[test]
 fn create_rejects_forbidden_or_invalid_ids() {
-    for body in [r#"{"id":"a/b"}"#, r#"{"id":"a\u0000"}"#, r#"{"id":""}"#, r#"{"id":7}"#, "not json"] {
+    for body in [
+        r#"{"id":"a/b"}"#,
+        r#"{"id":"a\u0000"}"#,
+        r#"{"id":""}"#,
+        r#"{"id":7}"#,
+        "not json",
+    ] {
         let mut classified = classify_plain(Method::POST, "/dbs");
         let error = apply_created_id(&mut classified, body.as_bytes()).unwrap_err();
-        assert!(matches!(error, ClassifyError::InvalidBody(_)), "{body}: {error:?}");
+        assert!(
+            matches!(error, ClassifyError::InvalidBody(_)),
+            "{body}: {error:?}"
+        );
     }
 }
 
 #[test]
 fn reads_and_queries_need_no_body() {
     let query = headers(&[("x-ms-documentdb-isquery", "True")]);
-    assert!(!classify(&Method::POST, "/dbs/d/colls/c/docs", &query).unwrap().needs_body());
+    assert!(
+        !classify(&Method::POST, "/dbs/d/colls/c/docs", &query)
+            .unwrap()
+            .needs_body()
+    );
     assert!(!classify_plain(Method::PUT, "/dbs/d/colls/c/docs/i").needs_body());
 }

@@ -55,7 +55,10 @@ pub fn check(config_path: &Path, require_files: bool) -> anyhow::Result<()> {
         crate::run::load_policy(&policy_path)?;
         println!("{}: OK", policy_path.display());
     } else {
-        println!("{}: not found on this machine; not checked", policy_path.display());
+        println!(
+            "{}: not found on this machine; not checked",
+            policy_path.display()
+        );
     }
     println!("{}: OK", config_path.display());
     Ok(())
@@ -70,8 +73,16 @@ pub fn sign(arguments: &SignArgs) -> anyhow::Result<()> {
         (None, None) => anyhow::bail!("pass --key or --key-env"),
     };
     let key = MasterKey::from_base64(&key_text)?;
-    let date = arguments.date.clone().unwrap_or_else(|| format_date(SystemTime::now()));
-    let header = key.authorization(&arguments.verb, &arguments.resource_type, &arguments.resource_link, &date);
+    let date = arguments
+        .date
+        .clone()
+        .unwrap_or_else(|| format_date(SystemTime::now()));
+    let header = key.authorization(
+        &arguments.verb,
+        &arguments.resource_type,
+        &arguments.resource_link,
+        &date,
+    );
     println!("{header}");
     if arguments.date.is_none() {
         eprintln!("x-ms-date: {date}");

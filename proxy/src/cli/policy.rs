@@ -102,7 +102,11 @@ fn check(file: &Path, deny_warnings: bool) -> anyhow::Result<()> {
         bail!("{}: {} warnings", file.display(), report.warnings.len());
     }
     let rules = report.policy.as_ref().map_or(0, Policy::rule_count);
-    println!("{}: OK ({rules} rules, {} warnings)", file.display(), report.warnings.len());
+    println!(
+        "{}: OK ({rules} rules, {} warnings)",
+        file.display(),
+        report.warnings.len()
+    );
     Ok(())
 }
 
@@ -116,15 +120,18 @@ fn explain(arguments: &ExplainArgs) -> anyhow::Result<()> {
 
     let (method, path) = parse_request_line(&arguments.request)?;
     let headers = parse_headers(&arguments.headers)?;
-    let mut classified = classify::classify(&method, &path, &headers)
-        .map_err(|error| anyhow::anyhow!("the proxy would reject this request with 400: {error}"))?;
+    let mut classified = classify::classify(&method, &path, &headers).map_err(|error| {
+        anyhow::anyhow!("the proxy would reject this request with 400: {error}")
+    })?;
     if classified.needs_body() {
         let Some(body) = &arguments.body else {
             bail!("a batch request needs --body with the batch operations");
         };
-        let bytes = std::fs::read(body).with_context(|| format!("cannot read {}", body.display()))?;
-        classified.request.batch = classify::parse_batch(&bytes)
-            .map_err(|error| anyhow::anyhow!("the proxy would reject this batch with 400: {error}"))?;
+        let bytes =
+            std::fs::read(body).with_context(|| format!("cannot read {}", body.display()))?;
+        classified.request.batch = classify::parse_batch(&bytes).map_err(|error| {
+            anyhow::anyhow!("the proxy would reject this batch with 400: {error}")
+        })?;
     }
     let context = Context {
         source_address: arguments.source_address,
@@ -171,7 +178,13 @@ fn print_explanation(explanation: &Explanation) {
         Effect::Deny => "DENY",
     };
     println!("decision: {verdict}");
-    println!("rule:     {}", decision.rule_id.as_deref().unwrap_or("(none: default deny)"));
+    println!(
+        "rule:     {}",
+        decision
+            .rule_id
+            .as_deref()
+            .unwrap_or("(none: default deny)")
+    );
     println!("reason:   {}", decision.reason);
     for operation in &explanation.operations {
         println!();
@@ -209,5 +222,7 @@ fn import_azure(definitions: &Path, assignments: &Path) -> anyhow::Result<()> {
 fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+        })
 }

@@ -329,13 +329,14 @@ impl Config {
     }
 
     /// Like [`Config::parse`], with a choice of what is checked.
-    pub fn parse_with(text: &str, path: &Path, options: CheckOptions) -> Result<Config, ConfigErrors> {
+    pub fn parse_with(
+        text: &str,
+        path: &Path,
+        options: CheckOptions,
+    ) -> Result<Config, ConfigErrors> {
         let mut config: Config =
             toml::from_str(text).map_err(|error| ConfigErrors::syntax(path, text, &error))?;
-        config.base_dir = path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
+        config.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         validate::check(&config, text, path, options)?;
         Ok(config)
     }
@@ -350,7 +351,11 @@ impl Config {
         if let Some(url) = &self.listener.public_url {
             return url.get_ref().clone();
         }
-        let scheme = if self.listener.tls.is_some() { "https" } else { "http" };
+        let scheme = if self.listener.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let text = format!("{scheme}://{}/", self.listener.address);
         // A scheme and a socket address always form a valid URL.
         Url::parse(&text).unwrap_or_else(|_| unreachable!("{text} is a valid URL"))

@@ -21,7 +21,7 @@ pub struct TelemetryConfig {
     /// already ends with it. Default: the OTLP environment variables, else no export.
     pub endpoint: Option<String>,
     /// `grpc` or `http/protobuf`. Default: `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, then
-    /// `OTEL_EXPORTER_OTLP_PROTOCOL`, then `http/protobuf` as the OTLP specification says.
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL`, then `http/protobuf`, the OTLP specification's default.
     pub protocol: Option<String>,
     /// Headers sent with every export (gRPC metadata), such as a collector API key.
     /// Merged over `OTEL_EXPORTER_OTLP_HEADERS`. Never logged.
@@ -30,13 +30,14 @@ pub struct TelemetryConfig {
     /// The `service.name` resource attribute. Default: `OTEL_SERVICE_NAME`, else
     /// `cosmoguard`.
     pub service_name: Option<String>,
-    /// Spans held for export; once full, new spans are dropped and counted. Default 2048.
+    /// The maximum number of spans held for export. Once it is reached, new spans are
+    /// dropped and counted. Default 2048.
     #[serde(default = "default_max_queue_size")]
     pub max_queue_size: usize,
     /// The largest batch sent in one export. Default 512.
     #[serde(default = "default_max_export_batch_size")]
     pub max_export_batch_size: usize,
-    /// The longest a span waits in the queue before a batch is sent. Default 2 s.
+    /// The maximum time a span waits in the queue before a batch is sent. Default 2 s.
     #[serde(default = "default_scheduled_delay", with = "humantime_serde")]
     pub scheduled_delay: Duration,
     /// Time allowed for one export request. Default: `OTEL_EXPORTER_OTLP_TIMEOUT`
@@ -142,11 +143,9 @@ pub(super) fn problems(config: &super::Config) -> Vec<String> {
         }
     }
     for entry in &config.metrics.charge_containers {
-        let valid = entry
-            .split_once('/')
-            .is_some_and(|(database, container)| {
-                !database.is_empty() && !container.is_empty() && !container.contains('/')
-            });
+        let valid = entry.split_once('/').is_some_and(|(database, container)| {
+            !database.is_empty() && !container.is_empty() && !container.contains('/')
+        });
         if !valid {
             problems.push(format!(
                 "metrics.charge_containers: {entry:?} is not of the form \"database/container\""

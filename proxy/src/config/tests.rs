@@ -5,7 +5,13 @@ use super::*;
 /// Writes the files a valid configuration names into a fresh directory.
 fn fixture() -> (tempfile::TempDir, std::path::PathBuf) {
     let directory = tempfile::tempdir().unwrap();
-    for file in ["proxy.pem", "proxy-key.pem", "ca.pem", "account.key", "policy.toml"] {
+    for file in [
+        "proxy.pem",
+        "proxy-key.pem",
+        "ca.pem",
+        "account.key",
+        "policy.toml",
+    ] {
         std::fs::write(directory.path().join(file), "x").unwrap();
     }
     let config_path = directory.path().join("cosmoguard.toml");
@@ -28,7 +34,7 @@ kind = "key"
 key_file = "account.key"
 
 [[issuers]]
-issuer = "http://127.0.0.1:8080"
+issuer = "https://127.0.0.1:8080"
 audiences = ["api://cosmoguard"]
 
 [policy]
@@ -45,7 +51,10 @@ fn parses_valid_config_with_defaults() {
     assert_eq!(config.admin.address.to_string(), "127.0.0.1:9464");
     assert_eq!(config.audit.file, "-");
     assert_eq!(config.public_url().as_str(), "https://127.0.0.2:8443/");
-    assert_eq!(config.policy_path(), path.parent().unwrap().join("policy.toml"));
+    assert_eq!(
+        config.policy_path(),
+        path.parent().unwrap().join("policy.toml")
+    );
 }
 
 #[test]
@@ -92,7 +101,10 @@ fn plain_listener_needs_explicit_switch() {
     );
     let (_directory, path) = fixture();
     let errors = Config::parse(&without_tls, &path).unwrap_err();
-    assert!(errors.to_string().contains("plain_http_listener"), "{errors}");
+    assert!(
+        errors.to_string().contains("plain_http_listener"),
+        "{errors}"
+    );
 
     let allowed = format!("{without_tls}\n[dangerous]\nplain_http_listener = true\n");
     let config = Config::parse(&allowed, &path).unwrap();

@@ -26,7 +26,14 @@ impl fmt::Display for ConfigError {
         if self.line == 0 {
             write!(f, "{}: {}", self.file.display(), self.message)
         } else {
-            write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file.display(),
+                self.line,
+                self.column,
+                self.message
+            )
         }
     }
 }
@@ -108,7 +115,10 @@ impl Checker<'_> {
         if !resolved.is_file() {
             self.error_at(
                 Some(path.span()),
-                format!("{key}: file {} not found; set it to an existing file", resolved.display()),
+                format!(
+                    "{key}: file {} not found; set it to an existing file",
+                    resolved.display()
+                ),
             );
         }
     }
@@ -151,7 +161,8 @@ fn check_listener(checker: &mut Checker<'_>) {
         ),
         (Some(tls), true) => checker.error_at(
             Some(tls.certificate.span()),
-            "listener.tls and dangerous.plain_http_listener exclude each other; remove one".to_owned(),
+            "listener.tls and dangerous.plain_http_listener exclude each other; remove one"
+                .to_owned(),
         ),
         (Some(tls), false) => {
             checker.require_file("listener.tls.certificate", &tls.certificate);
@@ -164,7 +175,10 @@ fn check_listener(checker: &mut Checker<'_>) {
     {
         checker.error_at(
             Some(url.span()),
-            format!("listener.public_url: {} must be an http or https URL", url.get_ref()),
+            format!(
+                "listener.public_url: {} must be an http or https URL",
+                url.get_ref()
+            ),
         );
     }
 }

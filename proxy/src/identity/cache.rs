@@ -62,6 +62,8 @@ impl Expiry<TokenDigest, CachedToken> for TokenExpiry {
 }
 
 /// A bounded cache of verified tokens, or a disabled one when the capacity is zero.
+// NOTE: the bound counts tokens, not bytes. Each entry keeps every claim, so memory grows
+// with claim size: up to about twice the token size limit per entry.
 #[derive(Clone)]
 pub(crate) struct TokenCache {
     entries: Option<Cache<TokenDigest, CachedToken>>,

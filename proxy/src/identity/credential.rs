@@ -67,6 +67,11 @@ fn parse_credential(value: &str) -> Result<Cow<'_, str>, AuthError> {
     if starts_with_ignore_case(value, "type") {
         return parse_cosmos_credential(value);
     }
+    if !value.contains(' ') && value.matches('.').count() == 2 {
+        return Err(AuthError::Malformed {
+            detail: "the header contains a bare token: prefix it with `Bearer `",
+        });
+    }
     let scheme = value.split(' ').next().unwrap_or_default();
     Err(AuthError::UnsupportedScheme {
         scheme: printable_prefix(scheme),

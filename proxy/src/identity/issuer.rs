@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::client::{DocumentClient, FetchError};
-use super::config::IssuerConfig;
+use super::config::{IssuerConfig, TENANT_PLACEHOLDER};
 use super::error::{AuthError, ConfigError};
 use super::keys::{KeySet, KeySetError};
 use super::metrics::IdentityMetrics;
@@ -151,7 +151,8 @@ impl Issuer {
                 AuthError::IssuerUnavailable {
                     issuer,
                     error: format!(
-                        "the last keys were fetched {} s ago, longer than jwks_max_stale; last error: {}",
+                        "the last keys were fetched {} s ago, longer than jwks_max_stale \
+                         allows (last fetch error: {})",
                         age.as_secs(),
                         last_error.as_deref().unwrap_or("none")
                     ),
@@ -204,7 +205,7 @@ impl Issuer {
         loop {
             self.begin_fetch();
             let started = Instant::now();
-            tracing::debug!(issuer = self.name(), "Fetching issuer signing keys");
+            tracing::debug!(auth.issuer = self.name(), "Fetching issuer signing keys");
             let delay = match self.fetch_key_set(&client, &mut jwks_url).await {
                 Ok((key_set, max_age)) => {
                     consecutive_failures = 0;
@@ -239,7 +240,7 @@ impl Issuer {
             () = tokio::time::sleep(delay) => {}
             () = self.refetch_requested.notified() => {
                 tokio::time::sleep_until(self.next_refetch_at()).await;
-                tracing::debug!(issuer = self.name(), "Refetching keys for an unknown key id");
+                tracing::debug!(auth.issuer = self.name(), "Refetching keys for an unknown key id");
             }
         }
     }
@@ -271,14 +272,14 @@ impl Issuer {
         let document = client.get(discovery_url).await?;
         let metadata: DiscoveryDocument =
             serde_json::from_slice(&document.body).map_err(RefreshError::InvalidDiscovery)?;
-        if metadata.issuer != self.config.issuer {
+        if !discovery_issuer_matches(&metadata.issuer, &self.config.issuer) {
             return Err(RefreshError::IssuerMismatch {
                 expected: self.config.issuer.clone(),
                 found: metadata.issuer,
             });
         }
         tracing::debug!(
-            issuer = self.name(),
+            auth.issuer = self.name(),
             jwks.url = %metadata.jwks_uri,
             "Discovered the JWKS location"
         );
@@ -297,7 +298,7 @@ impl Issuer {
             state.last_error = None;
         });
         tracing::info!(
-            issuer = self.name(),
+            auth.issuer = self.name(),
             jwks.keys = key_count,
             jwks.skipped_keys = skipped,
             jwks.duration_ms = elapsed.as_millis() as u64,
@@ -323,7 +324,7 @@ impl Issuer {
             metrics.record_keys_expired(self.name());
         }
         tracing::warn!(
-            issuer = self.name(),
+            auth.issuer = self.name(),
             %error,
             jwks.consecutive_failures = consecutive_failures,
             jwks.retry_in_ms = retry_in.as_millis() as u64,
@@ -355,6 +356,22 @@ impl Issuer {
             .min(MAX_RETRY_DELAY)
             .min(self.config.jwks_refresh_interval)
     }
+}
+
+/// Compares the discovery document's `issuer` with the configured one. They must be equal,
+/// except that a document `issuer` with `{tenantid}` (Entra ID `common` and `organizations`
+/// documents) also matches a configured issuer naming one tenant in that place.
+pub(crate) fn discovery_issuer_matches(document_issuer: &str, configured: &str) -> bool {
+    if document_issuer == configured {
+        return true;
+    }
+    let Some((prefix, suffix)) = document_issuer.split_once(TENANT_PLACEHOLDER) else {
+        return false;
+    };
+    let tenant = configured
+        .strip_prefix(prefix)
+        .and_then(|rest| rest.strip_suffix(suffix));
+    tenant.is_some_and(|tenant| !tenant.is_empty() && !tenant.contains('/'))
 }
 
 fn unix_seconds() -> f64 {

@@ -808,6 +808,47 @@ async fn tenant_template_accepts_only_allowed_tenants() {
 }
 
 #[tokio::test]
+async fn single_tenant_issuer_accepts_template_discovery_document() {
+    let key = TestKey::rsa_a();
+    let idp = TestIssuer::start(&[&key]).await;
+    let template_config = tenant_template_config(&idp, "/", "/v2.0");
+    let issuer = format!("{}/{TENANT_A}/v2.0", idp.url());
+    let mut config = issuer_config(&issuer);
+    config.discovery_url = template_config.discovery_url;
+    let authenticator = ready_authenticator(vec![config], &prometheus::Registry::new()).await;
+
+    let token = key.sign(&tenant_claims(&issuer, TENANT_A));
+    let result = authenticator.authenticate(&bearer(&token)).await;
+    assert!(result.is_ok(), "{result:?}");
+}
+
+#[test]
+fn discovery_issuer_template_matches_one_tenant_segment() {
+    let template = "http://127.0.0.1:1/{tenantid}/v2.0";
+    let cases = [
+        ("http://127.0.0.1:1/{tenantid}/v2.0", true),
+        (
+            "http://127.0.0.1:1/11111111-2222-3333-4444-555555555555/v2.0",
+            true,
+        ),
+        ("http://127.0.0.1:1//v2.0", false),
+        ("http://127.0.0.1:1/a/b/v2.0", false),
+        ("http://127.0.0.1:2/tenant/v2.0", false),
+    ];
+    for (configured, expected) in cases {
+        assert_eq!(
+            issuer::discovery_issuer_matches(template, configured),
+            expected,
+            "{configured}"
+        );
+    }
+    assert!(!issuer::discovery_issuer_matches(
+        "http://127.0.0.1:1/a",
+        "http://127.0.0.1:1/b"
+    ));
+}
+
+#[tokio::test]
 async fn accepts_v1_and_v2_issuers_when_both_configured() {
     let key = TestKey::rsa_a();
     let v2_idp = TestIssuer::start(&[&key]).await;
@@ -919,6 +960,7 @@ async fn rejects_missing_duplicate_and_malformed_headers() {
         "Bearer a.b",
         "Bearer a.b.c.d.e",
         "type=aad&ver=1.0",
+        token.as_str(),
     ] {
         let error = authenticator
             .authenticate(&authorization(value))
@@ -1067,10 +1109,13 @@ async fn cancelled_request_does_not_stop_refetch() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     idp.set_keys(&[&old, &new]);
 
-    // The request is polled once, which asks for a refetch, and then dropped.
+    // The request is polled once, which requests a refetch, and then dropped.
     let headers = bearer(&new.sign(&claims(&idp.url())));
     let cancelled = authenticator.authenticate(&headers).now_or_never();
-    assert!(cancelled.is_none(), "the request was still waiting: {cancelled:?}");
+    assert!(
+        cancelled.is_none(),
+        "the request was still waiting: {cancelled:?}"
+    );
 
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(idp.jwks_hits(), 2);
@@ -1456,4 +1501,10 @@ async fn registers_all_identity_metrics() {
         &[("issuer", &idp.url())],
     );
     assert!(last_success > 1.0e9);
+}
+
+#[test]
+fn authenticator_is_send_sync_and_clone() {
+    fn assert_shareable<T: Send + Sync + Clone + 'static>() {}
+    assert_shareable::<Authenticator>();
 }

@@ -97,9 +97,13 @@ async fn read_replace_body(mut body: ProxyBody) -> Result<Bytes, ProxyError> {
     let mut buffer = BytesMut::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|error| ProxyError::BodyRead(error.to_string()))?;
-        let Ok(data) = frame.into_data() else { continue };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
         if buffer.len() + data.len() > MAX_REPLACE_BODY_BYTES {
-            return Err(ProxyError::BodyTooLarge { max: MAX_REPLACE_BODY_BYTES });
+            return Err(ProxyError::BodyTooLarge {
+                max: MAX_REPLACE_BODY_BYTES,
+            });
         }
         buffer.extend_from_slice(&data);
     }
@@ -114,7 +118,10 @@ async fn read_current(
     classified: &Classified,
 ) -> Result<Value, String> {
     let mut read = classified.clone();
-    read.request.operation = Operation::new(OperationKind::Read, classified.request.operation.resource_type);
+    read.request.operation = Operation::new(
+        OperationKind::Read,
+        classified.request.operation.resource_type,
+    );
     let request = build_read_request(parts)?;
 
     let response = upstream
@@ -128,7 +135,10 @@ async fn read_current(
         .map_err(|error| format!("the read before the change failed: {error}"))?
         .to_bytes();
     if !status.is_success() {
-        return Err(format!("the read before the change returned status {}", status.as_u16()));
+        return Err(format!(
+            "the read before the change returned status {}",
+            status.as_u16()
+        ));
     }
     serde_json::from_slice(&bytes)
         .map_err(|error| format!("the current resource is not JSON: {error}"))
@@ -211,7 +221,10 @@ mod tests {
             "_etag": "\"2\"",
         });
         let changes = replace_changes(&before, &after);
-        assert_eq!(changes, json!({"defaultTtl": {"before": 3600, "after": 60}}));
+        assert_eq!(
+            changes,
+            json!({"defaultTtl": {"before": 3600, "after": 60}})
+        );
     }
 
     #[test]
@@ -219,7 +232,10 @@ mod tests {
         let before = json!({"id": "orders", "defaultTtl": 3600});
         let after = json!({"id": "orders", "conflictResolutionPolicy": {"mode": "LastWriterWins"}});
         let changes = replace_changes(&before, &after);
-        assert_eq!(changes["defaultTtl"], json!({"before": 3600, "after": null}));
+        assert_eq!(
+            changes["defaultTtl"],
+            json!({"before": 3600, "after": null})
+        );
         assert_eq!(
             changes["conflictResolutionPolicy"],
             json!({"before": null, "after": {"mode": "LastWriterWins"}})
@@ -229,8 +245,10 @@ mod tests {
 
     #[test]
     fn offer_replace_diffs_content() {
-        let before = json!({"id": "AbCd", "content": {"offerThroughput": 400}, "offerVersion": "V2"});
-        let after = json!({"id": "AbCd", "content": {"offerThroughput": 1000}, "offerVersion": "V2"});
+        let before =
+            json!({"id": "AbCd", "content": {"offerThroughput": 400}, "offerVersion": "V2"});
+        let after =
+            json!({"id": "AbCd", "content": {"offerThroughput": 1000}, "offerVersion": "V2"});
         let changes = replace_changes(&before, &after);
         assert_eq!(
             changes,
@@ -243,23 +261,46 @@ mod tests {
         let before = json!({"id": "orders", "_rid": "AbCdEf==", "defaultTtl": 5});
         let changes = delete_changes(&before);
         assert_eq!(changes["id"], json!({"before": "orders", "after": null}));
-        assert_eq!(changes["_rid"], json!({"before": "AbCdEf==", "after": null}));
+        assert_eq!(
+            changes["_rid"],
+            json!({"before": "AbCdEf==", "after": null})
+        );
         assert_eq!(changes["defaultTtl"], json!({"before": 5, "after": null}));
     }
 
     #[test]
     fn change_kind_covers_high_change_operations() {
         let cases = [
-            (OperationKind::Replace, ResourceType::Offer, Some(ChangeKind::Replace)),
-            (OperationKind::Replace, ResourceType::Container, Some(ChangeKind::Replace)),
-            (OperationKind::Delete, ResourceType::Container, Some(ChangeKind::Delete)),
-            (OperationKind::Delete, ResourceType::Database, Some(ChangeKind::Delete)),
+            (
+                OperationKind::Replace,
+                ResourceType::Offer,
+                Some(ChangeKind::Replace),
+            ),
+            (
+                OperationKind::Replace,
+                ResourceType::Container,
+                Some(ChangeKind::Replace),
+            ),
+            (
+                OperationKind::Delete,
+                ResourceType::Container,
+                Some(ChangeKind::Delete),
+            ),
+            (
+                OperationKind::Delete,
+                ResourceType::Database,
+                Some(ChangeKind::Delete),
+            ),
             (OperationKind::Replace, ResourceType::Document, None),
             (OperationKind::Delete, ResourceType::Document, None),
             (OperationKind::Read, ResourceType::Container, None),
         ];
         for (kind, resource_type, expected) in cases {
-            assert_eq!(change_kind(Operation::new(kind, resource_type)), expected, "{kind:?} {resource_type:?}");
+            assert_eq!(
+                change_kind(Operation::new(kind, resource_type)),
+                expected,
+                "{kind:?} {resource_type:?}"
+            );
         }
     }
 }

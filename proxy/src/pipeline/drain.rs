@@ -1,11 +1,15 @@
 //! Unread request bodies. An HTTP/1.1 connection can carry the next request only after
-//! the current request's body is read, so a request rejected before its body was read
-//! (401, 403, 400) either has its body drained or its response closes the connection
-//! explicitly. HTTP/2 streams are independent and need neither.
+//! the current request's body is read. When a request is rejected before its body was
+//! read (401, 403, 400), the body is drained, so the client is not reset while still
+//! sending and does receive the response, and the response says `Connection: close`.
+//! hyper 1 may close such a connection even after the body was drained to its end, and
+//! a client that was not told would send its next request into a closed connection.
+//! HTTP/2 streams are independent and need neither.
 
 use std::time::Duration;
 
 use http::{HeaderValue, Response, Version, header};
+use http_body::Body as _;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
@@ -17,18 +21,25 @@ const MAX_DRAIN_BYTES: usize = 1024 * 1024;
 /// The longest a client is waited for while draining.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Drains a small unread body, or marks the response `Connection: close` when the body
-/// is too large or too slow to drain.
-pub(super) async fn drain_unread_body(body: Incoming, version: Version, response: &mut Response<ProxyBody>) {
-    if version == Version::HTTP_2 || version == Version::HTTP_3 {
+/// Drains an unread body (bounded in size and time) and marks the response
+/// `Connection: close`. A request without a body keeps its connection.
+pub(super) async fn drain_unread_body(
+    body: Incoming,
+    version: Version,
+    response: &mut Response<ProxyBody>,
+) {
+    if version == Version::HTTP_2 || version == Version::HTTP_3 || body.is_end_stream() {
         return;
     }
-    let drained = tokio::time::timeout(DRAIN_TIMEOUT, drain(body)).await.unwrap_or(false);
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, drain(body))
+        .await
+        .unwrap_or(false);
     if !drained {
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        tracing::debug!("Closing the connection: the rejected request's body was not fully read");
     }
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
 }
 
 /// Reads and discards up to [`MAX_DRAIN_BYTES`]; returns whether the body ended.

@@ -42,12 +42,17 @@ pub struct Finish {
 }
 
 impl Finish {
-    pub(super) fn start<B>(proxy: &Proxy, request: &Request<B>, peer: Option<SocketAddr>) -> Finish {
+    pub(super) fn start<B>(
+        proxy: &Proxy,
+        request: &Request<B>,
+        peer: Option<SocketAddr>,
+    ) -> Finish {
         proxy.metrics.started();
         let started_at = SystemTime::now();
-        let span = proxy
-            .telemetry
-            .start_span(request.headers(), request.method().as_str(), started_at);
+        let span =
+            proxy
+                .telemetry
+                .start_span(request.headers(), request.method().as_str(), started_at);
         let record = AuditRecord {
             time: format_time(started_at),
             trace_id: span.as_ref().map(RequestSpan::trace_id),
@@ -90,7 +95,11 @@ impl Finish {
     }
 
     pub(super) fn note_decision(&mut self, decision: &Decision) {
-        self.record.decision = if decision.is_allowed() { "allow" } else { "deny" };
+        self.record.decision = if decision.is_allowed() {
+            "allow"
+        } else {
+            "deny"
+        };
         self.record.rule = decision.rule_id.clone();
         self.record.reason = Some(decision.reason.clone());
     }
@@ -113,7 +122,11 @@ impl Finish {
 
     /// Adds the trace context of this request's span and, when configured, the caller's
     /// subject stamp to the headers of the upstream request.
-    pub(super) fn prepare_upstream_headers(&mut self, headers: &mut HeaderMap, stamp: Option<&SubjectStamp>) {
+    pub(super) fn prepare_upstream_headers(
+        &mut self,
+        headers: &mut HeaderMap,
+        stamp: Option<&SubjectStamp>,
+    ) {
         if let Some(span) = &self.span {
             span.inject(headers);
         }
@@ -128,10 +141,9 @@ impl Finish {
         }
         self.record.decision = error.decision();
         self.record.error = Some(error.to_string());
-        if self.record.reason.is_none() {
-            self.record.reason = Some(error.reason().to_owned());
-        }
-        if let ProxyError::Unauthenticated(_) = error {
+        // A denial keeps the policy's reason; any other failure replaces it with its
+        // cause, even after an allow (an upstream failure is not explained by the rule).
+        if !matches!(error, ProxyError::Denied { .. }) || self.record.reason.is_none() {
             self.record.reason = Some(error.reason().to_owned());
         }
         log_failure(&self.record, error);
@@ -197,7 +209,13 @@ impl Drop for Finish {
 }
 
 /// Emits the audit record and metrics of a request the HTTP layer rejected itself.
-pub(super) fn record_connection_error(proxy: &Proxy, peer: SocketAddr, status: u16, reason: &'static str, error: &str) {
+pub(super) fn record_connection_error(
+    proxy: &Proxy,
+    peer: SocketAddr,
+    status: u16,
+    reason: &'static str,
+    error: &str,
+) {
     tracing::info!(client.address = %peer, %error, "Rejected a malformed request");
     proxy.metrics.started();
     proxy.metrics.finished("unknown", "invalid", status, 0.0);
@@ -215,7 +233,10 @@ pub(super) fn record_connection_error(proxy: &Proxy, peer: SocketAddr, status: u
 }
 
 fn log_failure(record: &AuditRecord, error: &ProxyError) {
-    let subject = record.principal.as_ref().map(|principal| principal.subject.as_str());
+    let subject = record
+        .principal
+        .as_ref()
+        .map(|principal| principal.subject.as_str());
     match error {
         ProxyError::Denied { .. } => tracing::info!(
             enduser.id = subject,

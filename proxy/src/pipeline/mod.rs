@@ -78,7 +78,10 @@ impl Proxy {
         let (parts, body) = request.into_parts();
         let version = parts.version;
         let mut unread_body = Some(body);
-        match self.process(parts, &mut unread_body, peer, &mut finish).await {
+        match self
+            .process(parts, &mut unread_body, peer, &mut finish)
+            .await
+        {
             Ok(response) => finish.attach(response),
             Err(error) => {
                 finish.fail(&error);
@@ -102,7 +105,12 @@ impl Proxy {
     ) -> Result<Response<ProxyBody>, ProxyError> {
         check_header_size(&parts.headers, &parts.uri, self.limits.max_header_bytes)?;
 
-        let classified = classify::classify(&parts.method, parts.uri.path(), &parts.headers);
+        let classified = if parts.uri.query().is_some() {
+            // The path alone is classified and the query would travel upstream unchecked.
+            Err(classify::ClassifyError::QueryString)
+        } else {
+            classify::classify(&parts.method, parts.uri.path(), &parts.headers)
+        };
         if let Ok(classified) = &classified {
             finish.note_request(classified);
         }
@@ -113,6 +121,7 @@ impl Proxy {
             .await
             .map_err(ProxyError::Unauthenticated)?;
         finish.note_principal(&principal);
+        reject_token_copies(&parts.headers)?;
 
         let mut classified = classified.map_err(ProxyError::Invalid)?;
         self.rids
@@ -121,16 +130,25 @@ impl Proxy {
         if classified.rid.is_some() {
             finish.note_request(&classified);
         }
-        let body = body
-            .take()
-            .ok_or_else(|| ProxyError::BodyRead("the request body was already read".to_owned()))?;
-        let body = self.prepare_body(body, &mut classified).await?;
+        // A body the decision depends on is read now; any other body stays unread until
+        // the request is allowed, so a rejected request's body can still be drained.
+        let read_body = if classified.needs_body() {
+            let read = self.read_body(take_body(body)?, &mut classified).await?;
+            // The body named the created resource or the batch's operations.
+            finish.note_request(&classified);
+            Some(read)
+        } else {
+            None
+        };
 
         let context = Context {
             source_address: peer.map(|peer| peer.ip()),
             unix_time: unix_time(),
         };
-        let decision = self.policy.load().decide(&principal, &classified.request, &context);
+        let decision = self
+            .policy
+            .load()
+            .decide(&principal, &classified.request, &context);
         finish.note_decision(&decision);
         if !decision.is_allowed() {
             return Err(ProxyError::Denied {
@@ -138,6 +156,11 @@ impl Proxy {
                 resource: display_resource(&classified),
             });
         }
+
+        let body = match read_body {
+            Some(read) => read,
+            None => take_body(body)?.map_err(BoxError::from).boxed(),
+        };
 
         let is_account_read = is_account_read(&classified);
         if is_account_read {
@@ -152,9 +175,13 @@ impl Proxy {
         finish.prepare_upstream_headers(&mut parts.headers, self.subject_stamp.as_ref());
 
         let upstream_started = Instant::now();
-        let response = self.upstream.send(Request::from_parts(parts, body), &classified).await?;
+        let response = self
+            .upstream
+            .send(Request::from_parts(parts, body), &classified)
+            .await?;
         finish.note_upstream(&response, upstream_started.elapsed());
-        self.metrics.observe_upstream(upstream_started.elapsed().as_secs_f64());
+        self.metrics
+            .observe_upstream(upstream_started.elapsed().as_secs_f64());
 
         if is_account_read && response.status().is_success() {
             return self.rewrite_account(response).await;
@@ -166,20 +193,18 @@ impl Proxy {
         }))
     }
 
-    /// Streams the body through, except where the decision depends on it: a batch, whose
-    /// operations are authorized one by one, and a create or upsert, whose new resource's
-    /// id is in the body. Those bodies are read (bounded) and forwarded from memory.
-    async fn prepare_body(
+    /// Reads a body the decision depends on (bounded): a batch, whose operations are
+    /// authorized one by one, or a create or upsert, whose new resource's id is in the
+    /// body. The bytes are then forwarded from memory.
+    async fn read_body(
         &self,
         body: Incoming,
         classified: &mut Classified,
     ) -> Result<ProxyBody, ProxyError> {
-        if !classified.needs_body() {
-            return Ok(body.map_err(BoxError::from).boxed());
-        }
         if classified.request.operation.kind == OperationKind::Batch {
             let bytes = read_limited(body, classify::MAX_BATCH_BODY_BYTES).await?;
-            classified.request.batch = classify::parse_batch(&bytes).map_err(ProxyError::Invalid)?;
+            classified.request.batch =
+                classify::parse_batch(&bytes).map_err(ProxyError::Invalid)?;
             return Ok(full(bytes));
         }
         let bytes = read_limited(body, classify::MAX_CREATE_BODY_BYTES).await?;
@@ -223,6 +248,57 @@ impl Proxy {
     }
 }
 
+/// Rejects a request that repeats its access token in a header other than
+/// `Authorization` (a cookie, `X-Forwarded-Access-Token`, ...), because the caller's token
+/// must never reach the account and every other header is forwarded. The token's
+/// signature segment is what is looked for: it is unique to the token and long.
+fn reject_token_copies(headers: &HeaderMap) -> Result<(), ProxyError> {
+    let Some(signature) = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(token_signature)
+    else {
+        return Ok(());
+    };
+    for (name, value) in headers {
+        if name == http::header::AUTHORIZATION {
+            continue;
+        }
+        let bytes = value.as_bytes();
+        if bytes.len() >= signature.len()
+            && bytes
+                .windows(signature.len())
+                .any(|window| window == signature.as_bytes())
+        {
+            return Err(ProxyError::Invalid(
+                classify::ClassifyError::TokenInOtherHeader(name.as_str().to_owned()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Returns the signature segment of the JWT in an `Authorization` value (Bearer or the
+/// Cosmos `type=aad&ver=1.0&sig=` form, percent-encoded or not), when it has one of at
+/// least 16 characters.
+fn token_signature(authorization: &str) -> Option<String> {
+    let decoded = percent_encoding::percent_decode_str(authorization)
+        .decode_utf8()
+        .ok()?;
+    let token = match decoded.strip_prefix("Bearer ") {
+        Some(token) => token.to_owned(),
+        None => decoded.split("sig=").nth(1)?.to_owned(),
+    };
+    let signature = token.trim().rsplit('.').next()?.to_owned();
+    (signature.len() >= 16).then_some(signature)
+}
+
+/// Takes the request body out of its slot; it is there until the request is forwarded.
+fn take_body(body: &mut Option<Incoming>) -> Result<Incoming, ProxyError> {
+    body.take()
+        .ok_or_else(|| ProxyError::BodyRead("the request body was already read".to_owned()))
+}
+
 fn is_account_read(classified: &Classified) -> bool {
     let operation = classified.request.operation;
     operation.resource_type == ResourceType::Account && operation.kind == OperationKind::Read
@@ -263,7 +339,9 @@ async fn read_limited(body: Incoming, max: usize) -> Result<Bytes, ProxyError> {
 fn unix_time() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+        })
 }
 
 /// The server spawns each request's future on the multi-threaded runtime, so it must be

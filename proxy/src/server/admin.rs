@@ -23,12 +23,16 @@ use crate::upstream::CredentialReadiness;
 pub struct AdminState {
     pub registry: Registry,
     pub authenticator: Authenticator,
-    /// Whether the proxy holds a valid token for the account (always true for keys).
+    /// Whether the proxy has a valid token for the account (always true for keys).
     pub credential: CredentialReadiness,
 }
 
 /// Serves the admin listener until `shutdown` completes.
-pub async fn serve_admin(listener: TcpListener, state: AdminState, shutdown: impl Future<Output = ()>) {
+pub async fn serve_admin(
+    listener: TcpListener,
+    state: AdminState,
+    shutdown: impl Future<Output = ()>,
+) {
     let state = Arc::new(state);
     tokio::pin!(shutdown);
     loop {
@@ -60,11 +64,16 @@ pub async fn serve_admin(listener: TcpListener, state: AdminState, shutdown: imp
 
 fn route<B>(state: &AdminState, request: &Request<B>) -> Response<Full<Bytes>> {
     if request.method() != Method::GET && request.method() != Method::HEAD {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD are supported\n");
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "only GET and HEAD are supported\n",
+        );
     }
     match request.uri().path() {
         "/metrics" => {
-            let mut response = Response::new(Full::new(Bytes::from(crate::metrics::render(&state.registry))));
+            let mut response = Response::new(Full::new(Bytes::from(crate::metrics::render(
+                &state.registry,
+            ))));
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
                 header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -72,23 +81,28 @@ fn route<B>(state: &AdminState, request: &Request<B>) -> Response<Full<Bytes>> {
             response
         }
         "/healthz" => text(StatusCode::OK, "ok\n"),
-        "/readyz" if !state.authenticator.is_ready() => {
-            text(StatusCode::SERVICE_UNAVAILABLE, "not ready: token signing keys are not loaded yet\n")
-        }
+        "/readyz" if !state.authenticator.is_ready() => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: token signing keys are not loaded yet\n",
+        ),
         "/readyz" if !state.credential.is_ready() => text(
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready: the upstream credential has no valid token yet\n",
         ),
         "/readyz" => text(StatusCode::OK, "ready\n"),
-        _ => text(StatusCode::NOT_FOUND, "not found; try /metrics, /healthz or /readyz\n"),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found; try /metrics, /healthz or /readyz\n",
+        ),
     }
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; charset=utf-8"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     response
 }

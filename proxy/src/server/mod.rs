@@ -62,7 +62,9 @@ pub async fn serve_data(
         let watcher = graceful.watcher();
         match &tls {
             None => {
-                let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                let connection = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .into_owned();
                 let proxy = Arc::clone(&proxy);
                 tokio::spawn(async move {
                     let result = watcher.watch(connection).await;
@@ -86,7 +88,10 @@ pub async fn serve_data(
 
     drop(listener);
     tracing::info!(grace_seconds = grace.as_secs(), "Draining open connections");
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("Grace period ended with connections still open");
     }
 }

@@ -54,7 +54,11 @@ impl ResolvesServerCert for ReloadingCertificate {
 }
 
 impl ReloadingCertificate {
-    fn load(certificate: &Path, private_key: &Path, provider: Arc<CryptoProvider>) -> Result<Self, TlsError> {
+    fn load(
+        certificate: &Path,
+        private_key: &Path,
+        provider: Arc<CryptoProvider>,
+    ) -> Result<Self, TlsError> {
         let (key, digest) = certified_key(certificate, private_key, &provider)?;
         Ok(ReloadingCertificate {
             current: ArcSwap::from_pointee(key),
@@ -83,7 +87,11 @@ impl ReloadingCertificate {
         }
         // Remember this version either way, so an invalid pair is reported once.
         *loaded = digest;
-        match certified_key(&self.certificate_path, &self.private_key_path, &self.provider) {
+        match certified_key(
+            &self.certificate_path,
+            &self.private_key_path,
+            &self.provider,
+        ) {
             Ok((key, _)) => {
                 self.current.store(Arc::new(key));
                 tracing::info!(certificate = %self.certificate_path.display(), "Reloaded the TLS certificate");
@@ -103,7 +111,9 @@ impl ReloadingCertificate {
         loop {
             interval.tick().await;
             let certificate = Arc::clone(&self);
-            if let Err(error) = tokio::task::spawn_blocking(move || certificate.reload_if_changed()).await {
+            if let Err(error) =
+                tokio::task::spawn_blocking(move || certificate.reload_if_changed()).await
+            {
                 tracing::error!(%error, "TLS certificate reload task failed");
             }
         }
@@ -117,7 +127,11 @@ pub fn server_config(
     private_key: &Path,
 ) -> Result<(Arc<ServerConfig>, Arc<ReloadingCertificate>), TlsError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let resolver = Arc::new(ReloadingCertificate::load(certificate, private_key, Arc::clone(&provider))?);
+    let resolver = Arc::new(ReloadingCertificate::load(
+        certificate,
+        private_key,
+        Arc::clone(&provider),
+    )?);
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
@@ -183,7 +197,10 @@ mod tests {
         let (certificate_path, key_path) = write_pair(directory.path(), "one.test");
         let (_config, certificate) = server_config(&certificate_path, &key_path).unwrap();
         let first = served_certificate(&certificate);
-        assert!(!certificate.reload_if_changed(), "unchanged files are not reloaded");
+        assert!(
+            !certificate.reload_if_changed(),
+            "unchanged files are not reloaded"
+        );
 
         write_pair(directory.path(), "two.test");
         assert!(certificate.reload_if_changed());
@@ -192,7 +209,11 @@ mod tests {
 
         std::fs::write(&key_path, "not a key").unwrap();
         assert!(!certificate.reload_if_changed());
-        assert_eq!(served_certificate(&certificate), second, "the old certificate keeps serving");
+        assert_eq!(
+            served_certificate(&certificate),
+            second,
+            "the old certificate keeps serving"
+        );
     }
 
     #[test]

@@ -63,13 +63,19 @@ pub(crate) fn span_attributes(record: &AuditRecord) -> Vec<KeyValue> {
         attributes.push(KeyValue::new("cosmoguard.substatus", i64::from(substatus)));
     }
     if let Some(upstream_ms) = record.upstream_duration_ms {
-        attributes.push(KeyValue::new("cosmoguard.upstream_duration_ms", upstream_ms));
+        attributes.push(KeyValue::new(
+            "cosmoguard.upstream_duration_ms",
+            upstream_ms,
+        ));
     }
     if let Some(client) = &record.client_address {
         attributes.extend(client_attributes(client));
     }
     if is_server_error(record.status) {
-        let error_type = record.reason.clone().unwrap_or_else(|| record.status.to_string());
+        let error_type = record
+            .reason
+            .clone()
+            .unwrap_or_else(|| record.status.to_string());
         attributes.push(KeyValue::new("error.type", error_type));
     }
     attributes
@@ -81,7 +87,10 @@ pub(crate) fn span_status(record: &AuditRecord) -> Status {
     if !is_server_error(record.status) {
         return Status::Unset;
     }
-    let description = record.reason.clone().unwrap_or_else(|| format!("status {}", record.status));
+    let description = record
+        .reason
+        .clone()
+        .unwrap_or_else(|| format!("status {}", record.status));
     Status::error(description)
 }
 

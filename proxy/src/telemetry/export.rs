@@ -80,7 +80,10 @@ impl Pending {
             return true;
         }
         self.count.fetch_sub(1, Ordering::AcqRel);
-        self.metrics.dropped.with_label_values(&["queue_full"]).inc();
+        self.metrics
+            .dropped
+            .with_label_values(&["queue_full"])
+            .inc();
         false
     }
 
@@ -89,7 +92,10 @@ impl Pending {
         if exported {
             self.metrics.exported.inc_by(spans as u64);
         } else {
-            self.metrics.dropped.with_label_values(&["export_failed"]).inc_by(spans as u64);
+            self.metrics
+                .dropped
+                .with_label_values(&["export_failed"])
+                .inc_by(spans as u64);
         }
     }
 }

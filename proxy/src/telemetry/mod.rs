@@ -15,7 +15,9 @@ mod export;
 mod settings;
 mod stamp;
 
+// Tests panic on failure by design; `unwrap` is how they fail.
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests;
 
 use std::collections::HashMap;
@@ -23,7 +25,9 @@ use std::time::SystemTime;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
-use opentelemetry::trace::{Span as _, SpanKind, TraceContextExt, Tracer as _, TracerProvider as _};
+use opentelemetry::trace::{
+    Span as _, SpanKind, TraceContextExt, Tracer as _, TracerProvider as _,
+};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
@@ -47,7 +51,7 @@ use settings::{ExportSettings, Protocol};
 /// The instrumentation scope name on every span.
 const SCOPE: &str = "cosmoguard";
 
-/// Starts request spans; a no-op when export is off.
+/// Starts request spans, or does nothing when export is off.
 #[derive(Clone, Debug, Default)]
 pub struct Telemetry {
     tracer: Option<SdkTracer>,
@@ -56,19 +60,24 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// A handle that starts no spans.
+    /// Returns a handle that starts no spans.
     pub fn disabled() -> Telemetry {
         Telemetry::default()
     }
 
-    /// Whether spans are recorded and exported.
+    /// Returns whether spans are recorded and exported.
     pub fn is_enabled(&self) -> bool {
         self.tracer.is_some()
     }
 
     /// Starts the span of a request that arrived at `started`, as a child of the
     /// `traceparent` in `headers` if it has a valid one.
-    pub fn start_span(&self, headers: &HeaderMap, method: &str, started: SystemTime) -> Option<RequestSpan> {
+    pub fn start_span(
+        &self,
+        headers: &HeaderMap,
+        method: &str,
+        started: SystemTime,
+    ) -> Option<RequestSpan> {
         let tracer = self.tracer.as_ref()?;
         let parent = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
         let mut attributes = vec![
@@ -105,7 +114,7 @@ impl RequestSpan {
         TraceContextPropagator::new().inject_context(&context, &mut HeaderInjector(headers));
     }
 
-    /// The trace id, as 32 hex digits.
+    /// Returns the trace id as 32 hex digits.
     pub fn trace_id(&self) -> String {
         self.span.span_context().trace_id().to_string()
     }
@@ -113,7 +122,8 @@ impl RequestSpan {
     /// Ends the span at `ended` with the facts of the finished record.
     pub fn end(mut self, record: &AuditRecord, ended: SystemTime) {
         self.span.update_name(attributes::span_name(record));
-        self.span.set_attributes(attributes::span_attributes(record));
+        self.span
+            .set_attributes(attributes::span_attributes(record));
         self.span.set_status(attributes::span_status(record));
         self.span.end_with_timestamp(ended);
     }
@@ -152,8 +162,8 @@ impl TelemetryHandle {
         // worker thread, so the provider is built on a blocking thread.
         let span_metrics = metrics.clone();
         let log_settings = settings.clone();
-        let provider = tokio::task::spawn_blocking(move || build_provider(&settings, span_metrics))
-            .await??;
+        let provider =
+            tokio::task::spawn_blocking(move || build_provider(&settings, span_metrics)).await??;
         tracing::info!(
             otlp.endpoint = %log_settings.endpoint,
             otlp.protocol = ?log_settings.protocol,
@@ -176,7 +186,9 @@ impl TelemetryHandle {
     /// this runs on a blocking thread.
     pub async fn shutdown(mut self) {
         self.telemetry = Telemetry::disabled();
-        let Some(provider) = self.provider.take() else { return };
+        let Some(provider) = self.provider.take() else {
+            return;
+        };
         let result = tokio::task::spawn_blocking(move || provider.shutdown()).await;
         match result {
             Ok(Ok(())) => tracing::info!("Span export stopped"),
@@ -186,9 +198,11 @@ impl TelemetryHandle {
     }
 }
 
-/// Builds the tracer provider for `settings`; also used by the tests with their own
-/// exporter.
-fn build_provider(settings: &ExportSettings, metrics: SpanMetrics) -> anyhow::Result<SdkTracerProvider> {
+/// Builds the tracer provider for `settings` with the OTLP exporter.
+fn build_provider(
+    settings: &ExportSettings,
+    metrics: SpanMetrics,
+) -> anyhow::Result<SdkTracerProvider> {
     let pending = Pending::new(settings.max_queue_size, metrics);
     let exporter = build_exporter(settings)?;
     Ok(provider_with_exporter(exporter, settings, pending))
@@ -245,8 +259,9 @@ fn grpc_metadata(
     for (name, value) in headers {
         let header_name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| anyhow::anyhow!("telemetry header {name:?} is not a valid header name"))?;
-        let header_value = HeaderValue::from_str(value)
-            .map_err(|_| anyhow::anyhow!("the value of telemetry header {name:?} is not a valid header value"))?;
+        let header_value = HeaderValue::from_str(value).map_err(|_| {
+            anyhow::anyhow!("the value of telemetry header {name:?} is not a valid header value")
+        })?;
         map.insert(header_name, header_value);
     }
     Ok(opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(map))
@@ -268,7 +283,10 @@ struct HeaderInjector<'a>(&'a mut HeaderMap);
 
 impl Injector for HeaderInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
-        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(key.as_bytes()), HeaderValue::from_str(&value)) {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(key.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
             self.0.insert(name, value);
         }
     }

@@ -98,7 +98,13 @@ fn resolve_protocol(
 ) -> Result<Protocol, String> {
     let (source, value) = match &config.protocol {
         Some(value) => ("telemetry.protocol", value.clone()),
-        None => match first_env(env, &["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"]) {
+        None => match first_env(
+            env,
+            &[
+                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+            ],
+        ) {
             Some(found) => found,
             None => return Ok(Protocol::HttpProtobuf),
         },
@@ -112,8 +118,8 @@ fn resolve_protocol(
     }
 }
 
-/// The signal-specific variable is a whole URL; the generic one and the configuration
-/// value are base URLs to which HTTP export appends `/v1/traces`.
+/// Resolves the endpoint. The signal-specific variable is a whole URL, but the generic one
+/// and the configuration value are base URLs to which HTTP export appends `/v1/traces`.
 fn resolve_endpoint(
     config: &TelemetryConfig,
     protocol: Protocol,
@@ -141,7 +147,11 @@ fn resolve_endpoint(
                  a local collector over http"
             ));
         }
-        other => return Err(format!("{source}: the scheme {other:?} is not supported; use http")),
+        other => {
+            return Err(format!(
+                "{source}: the scheme {other:?} is not supported; use http"
+            ));
+        }
     }
 
     let text = url.as_str().trim_end_matches('/').to_owned();
@@ -158,13 +168,20 @@ fn resolve_headers(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<(String, String)>, String> {
     let mut headers: Vec<(String, String)> = Vec::new();
-    for variable in ["OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"] {
+    for variable in [
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    ] {
         let Some(list) = env(variable) else { continue };
         for entry in list.split(',').filter(|entry| !entry.trim().is_empty()) {
             let Some((name, value)) = entry.split_once('=') else {
-                return Err(format!("{variable}: an entry has no '=': write name=value pairs"));
+                return Err(format!(
+                    "{variable}: an entry has no '=': write name=value pairs"
+                ));
             };
-            let value = percent_decode_str(value.trim()).decode_utf8_lossy().into_owned();
+            let value = percent_decode_str(value.trim())
+                .decode_utf8_lossy()
+                .into_owned();
             set_header(&mut headers, name.trim(), value);
         }
     }
@@ -187,7 +204,13 @@ fn resolve_timeout(
     if let Some(timeout) = config.export_timeout {
         return Ok(timeout);
     }
-    match first_env(env, &["OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"]) {
+    match first_env(
+        env,
+        &[
+            "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+            "OTEL_EXPORTER_OTLP_TIMEOUT",
+        ],
+    ) {
         Some((variable, value)) => value
             .trim()
             .parse::<u64>()

@@ -40,8 +40,9 @@ impl SubjectStamp {
     /// Reads the key from a file; surrounding whitespace (a trailing newline) is not
     /// part of the key.
     pub fn from_file(path: &Path) -> Result<SubjectStamp, String> {
-        let bytes = std::fs::read(path)
-            .map_err(|error| format!("cannot read the HMAC key file {}: {error}", path.display()))?;
+        let bytes = std::fs::read(path).map_err(|error| {
+            format!("cannot read the HMAC key file {}: {error}", path.display())
+        })?;
         SubjectStamp::new(bytes.trim_ascii())
             .map_err(|error| format!("{}: {error}", path.display()))
     }
@@ -63,8 +64,13 @@ impl SubjectStamp {
     pub fn apply(&self, headers: &mut HeaderMap, subject: &str) -> String {
         let digest = self.digest(subject);
         let stamp = format!("cosmoguard-subject/{digest}");
-        let value = match headers.get(USER_AGENT).and_then(|value| value.to_str().ok()) {
-            Some(existing) if !existing.trim().is_empty() => format!("{} {stamp}", existing.trim_end()),
+        let value = match headers
+            .get(USER_AGENT)
+            .and_then(|value| value.to_str().ok())
+        {
+            Some(existing) if !existing.trim().is_empty() => {
+                format!("{} {stamp}", existing.trim_end())
+            }
             _ => stamp,
         };
         // The digest is hex and the existing value was valid visible ASCII.

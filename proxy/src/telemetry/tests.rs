@@ -27,8 +27,13 @@ fn test_settings(max_queue_size: usize) -> ExportSettings {
     }
 }
 
-/// A telemetry handle exporting into memory, with its span metrics.
-fn in_memory() -> (Telemetry, SdkTracerProvider, InMemorySpanExporter, SpanMetrics) {
+/// Builds a telemetry handle that exports into memory, with its span metrics.
+fn in_memory() -> (
+    Telemetry,
+    SdkTracerProvider,
+    InMemorySpanExporter,
+    SpanMetrics,
+) {
     let exporter = InMemorySpanExporter::default();
     let metrics = SpanMetrics::register(&Registry::new()).unwrap();
     let settings = test_settings(64);
@@ -72,7 +77,10 @@ fn allowed_record() -> AuditRecord {
 }
 
 fn attribute<'a>(span: &'a SpanData, key: &str) -> Option<&'a Value> {
-    span.attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| &kv.value)
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv| &kv.value)
 }
 
 fn finished_spans(provider: &SdkTracerProvider, exporter: &InMemorySpanExporter) -> Vec<SpanData> {
@@ -84,7 +92,9 @@ fn finished_spans(provider: &SdkTracerProvider, exporter: &InMemorySpanExporter)
 fn span_carries_record_attributes() {
     let (telemetry, provider, exporter, metrics) = in_memory();
     let started = SystemTime::now();
-    let span = telemetry.start_span(&HeaderMap::new(), "GET", started).unwrap();
+    let span = telemetry
+        .start_span(&HeaderMap::new(), "GET", started)
+        .unwrap();
     span.end(&allowed_record(), started + Duration::from_millis(7));
 
     let spans = finished_spans(&provider, &exporter);
@@ -130,7 +140,10 @@ fn server_error_sets_error_status() {
     record.status = 502;
     record.decision = "error";
     record.reason = Some("upstream_unavailable".to_owned());
-    assert_eq!(attributes::span_status(&record), Status::error("upstream_unavailable"));
+    assert_eq!(
+        attributes::span_status(&record),
+        Status::error("upstream_unavailable")
+    );
     let attributes = attributes::span_attributes(&record);
     assert!(attributes.contains(&KeyValue::new("error.type", "upstream_unavailable")));
 }
@@ -172,7 +185,9 @@ fn span_is_child_of_incoming_traceparent() {
     headers.insert("traceparent", traceparent.parse().unwrap());
     headers.insert("tracestate", "vendor=value".parse().unwrap());
 
-    let span = telemetry.start_span(&headers, "GET", SystemTime::now()).unwrap();
+    let span = telemetry
+        .start_span(&headers, "GET", SystemTime::now())
+        .unwrap();
     let mut upstream = HeaderMap::new();
     span.inject(&mut upstream);
     span.end(&allowed_record(), SystemTime::now());
@@ -194,7 +209,9 @@ fn unsampled_parent_is_still_recorded() {
     let mut headers = HeaderMap::new();
     let traceparent = format!("00-{PARENT_TRACE}-{PARENT_SPAN}-00");
     headers.insert("traceparent", traceparent.parse().unwrap());
-    let span = telemetry.start_span(&headers, "GET", SystemTime::now()).unwrap();
+    let span = telemetry
+        .start_span(&headers, "GET", SystemTime::now())
+        .unwrap();
     span.end(&allowed_record(), SystemTime::now());
     assert_eq!(finished_spans(&provider, &exporter).len(), 1);
 }
@@ -204,19 +221,28 @@ fn span_without_traceparent_starts_a_trace() {
     let (telemetry, provider, exporter, _metrics) = in_memory();
     let mut headers = HeaderMap::new();
     headers.insert("traceparent", "garbage".parse().unwrap());
-    let span = telemetry.start_span(&headers, "GET", SystemTime::now()).unwrap();
+    let span = telemetry
+        .start_span(&headers, "GET", SystemTime::now())
+        .unwrap();
     span.end(&allowed_record(), SystemTime::now());
     let spans = finished_spans(&provider, &exporter);
     assert_ne!(spans[0].span_context.trace_id(), TraceId::INVALID);
     assert_ne!(spans[0].span_context.trace_id().to_string(), PARENT_TRACE);
-    assert_eq!(spans[0].parent_span_id, opentelemetry::trace::SpanId::INVALID);
+    assert_eq!(
+        spans[0].parent_span_id,
+        opentelemetry::trace::SpanId::INVALID
+    );
 }
 
 #[test]
 fn disabled_telemetry_starts_no_span() {
     let telemetry = Telemetry::disabled();
     assert!(!telemetry.is_enabled());
-    assert!(telemetry.start_span(&HeaderMap::new(), "GET", SystemTime::now()).is_none());
+    assert!(
+        telemetry
+            .start_span(&HeaderMap::new(), "GET", SystemTime::now())
+            .is_none()
+    );
 }
 
 #[test]
@@ -238,7 +264,9 @@ struct RejectingExporter;
 
 impl SpanExporter for RejectingExporter {
     async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
-        Err(OTelSdkError::InternalFailure("collector unavailable".to_owned()))
+        Err(OTelSdkError::InternalFailure(
+            "collector unavailable".to_owned(),
+        ))
     }
 }
 
@@ -253,7 +281,9 @@ fn failed_export_counts_dropped_spans() {
         ..Telemetry::default()
     };
     for _ in 0..3 {
-        let span = telemetry.start_span(&HeaderMap::new(), "GET", SystemTime::now()).unwrap();
+        let span = telemetry
+            .start_span(&HeaderMap::new(), "GET", SystemTime::now())
+            .unwrap();
         span.end(&allowed_record(), SystemTime::now());
     }
     let _ = provider.force_flush();
@@ -290,7 +320,10 @@ fn settings_from_environment() {
     assert_eq!(settings.endpoint, "http://127.0.0.1:4318/v1/traces");
     assert_eq!(
         settings.headers,
-        vec![("api-key".to_owned(), "a b".to_owned()), ("x-tenant".to_owned(), "t1".to_owned())]
+        vec![
+            ("api-key".to_owned(), "a b".to_owned()),
+            ("x-tenant".to_owned(), "t1".to_owned())
+        ]
     );
     assert_eq!(settings.service_name, "edge-proxy");
     assert_eq!(settings.timeout, Duration::from_millis(2500));
@@ -299,7 +332,10 @@ fn settings_from_environment() {
 #[test]
 fn settings_signal_endpoint_used_as_is() {
     let env = env_of(&[
-        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://127.0.0.1:4318/custom"),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "http://127.0.0.1:4318/custom",
+        ),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9999"),
     ]);
     let settings = settings::resolve(None, &env).unwrap().unwrap();
@@ -320,11 +356,16 @@ fn settings_config_wins_over_environment() {
         service_name: Some("from-config".to_owned()),
         ..TelemetryConfig::default()
     };
-    config.headers.insert("api-key".to_owned(), "from-config".to_owned());
+    config
+        .headers
+        .insert("api-key".to_owned(), "from-config".to_owned());
     let settings = settings::resolve(Some(&config), &env).unwrap().unwrap();
     assert_eq!(settings.protocol, Protocol::Grpc);
     assert_eq!(settings.endpoint, "http://127.0.0.1:4317");
-    assert_eq!(settings.headers, vec![("api-key".to_owned(), "from-config".to_owned())]);
+    assert_eq!(
+        settings.headers,
+        vec![("api-key".to_owned(), "from-config".to_owned())]
+    );
     assert_eq!(settings.service_name, "from-config");
 }
 
@@ -335,7 +376,10 @@ fn settings_disabled_switches() {
         enabled: false,
         ..TelemetryConfig::default()
     };
-    assert_eq!(settings::resolve(Some(&off), &env_of(&[endpoint])).unwrap(), None);
+    assert_eq!(
+        settings::resolve(Some(&off), &env_of(&[endpoint])).unwrap(),
+        None
+    );
     let sdk_disabled = env_of(&[endpoint, ("OTEL_SDK_DISABLED", "true")]);
     assert_eq!(settings::resolve(None, &sdk_disabled).unwrap(), None);
     let no_exporter = env_of(&[endpoint, ("OTEL_TRACES_EXPORTER", "none")]);
@@ -345,11 +389,23 @@ fn settings_disabled_switches() {
 #[test]
 fn settings_reject_bad_values() {
     let cases = [
-        vec![("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector.example:4318")],
+        vec![(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "https://collector.example:4318",
+        )],
         vec![("OTEL_EXPORTER_OTLP_ENDPOINT", "not a url")],
-        vec![("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"), ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")],
-        vec![("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"), ("OTEL_EXPORTER_OTLP_HEADERS", "novalue")],
-        vec![("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"), ("OTEL_EXPORTER_OTLP_TIMEOUT", "5s")],
+        vec![
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+        ],
+        vec![
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "novalue"),
+        ],
+        vec![
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "5s"),
+        ],
     ];
     for pairs in cases {
         let result = settings::resolve(None, &env_of(&pairs));
@@ -360,7 +416,9 @@ fn settings_reject_bad_values() {
 #[test]
 fn settings_debug_hides_header_values() {
     let mut settings = test_settings(1);
-    settings.headers.push(("api-key".to_owned(), "s3cret".to_owned()));
+    settings
+        .headers
+        .push(("api-key".to_owned(), "s3cret".to_owned()));
     let text = format!("{settings:?}");
     assert!(text.contains("api-key"));
     assert!(!text.contains("s3cret"));
@@ -378,7 +436,10 @@ fn stamp_digest_matches_hmac_sha256() {
 fn stamp_appends_to_user_agent() {
     let stamp = SubjectStamp::new(b"audit-key").unwrap();
     let mut headers = HeaderMap::new();
-    headers.insert(http::header::USER_AGENT, "azsdk-python-cosmos/4.17.0".parse().unwrap());
+    headers.insert(
+        http::header::USER_AGENT,
+        "azsdk-python-cosmos/4.17.0".parse().unwrap(),
+    );
     let digest = stamp.apply(&mut headers, "alice");
     assert_eq!(digest, "0826c5fe1cfbaaa0");
     assert_eq!(
@@ -392,7 +453,10 @@ fn stamp_sets_missing_user_agent() {
     let stamp = SubjectStamp::new(b"audit-key").unwrap();
     let mut headers = HeaderMap::new();
     stamp.apply(&mut headers, "alice");
-    assert_eq!(headers.get(http::header::USER_AGENT).unwrap(), "cosmoguard-subject/0826c5fe1cfbaaa0");
+    assert_eq!(
+        headers.get(http::header::USER_AGENT).unwrap(),
+        "cosmoguard-subject/0826c5fe1cfbaaa0"
+    );
 }
 
 #[test]

@@ -65,13 +65,25 @@ mod tests {
     #[test]
     fn request_loses_credentials_and_hop_by_hop_headers() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("type=aad&ver=1.0&sig=jwt"));
-        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-private"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("type=aad&ver=1.0&sig=jwt"),
+        );
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-private"),
+        );
         headers.insert("x-private", HeaderValue::from_static("1"));
-        headers.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        headers.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
         headers.insert("x-ms-date", HeaderValue::from_static("old"));
         headers.insert(header::HOST, HeaderValue::from_static("proxy.local"));
-        headers.insert("x-ms-documentdb-partitionkey", HeaderValue::from_static("[\"a\"]"));
+        headers.insert(
+            "x-ms-documentdb-partitionkey",
+            HeaderValue::from_static("[\"a\"]"),
+        );
         headers.insert("x-ms-session-token", HeaderValue::from_static("0:1#2"));
 
         let endpoint = Url::parse("https://account.example:8081/").unwrap();
@@ -83,7 +95,10 @@ mod tests {
         assert!(headers.get(header::TRANSFER_ENCODING).is_none());
         assert!(headers.get("x-ms-date").is_none());
         assert_eq!(headers.get(header::HOST).unwrap(), "account.example:8081");
-        assert_eq!(headers.get("x-ms-documentdb-partitionkey").unwrap(), "[\"a\"]");
+        assert_eq!(
+            headers.get("x-ms-documentdb-partitionkey").unwrap(),
+            "[\"a\"]"
+        );
         assert_eq!(headers.get("x-ms-session-token").unwrap(), "0:1#2");
     }
 

@@ -65,6 +65,8 @@ impl Upstream {
     ) -> Result<Response<Incoming>, ProxyError> {
         let (mut parts, body) = request.into_parts();
         parts.uri = self.upstream_uri(&parts.uri)?;
+        // The account connection is HTTP/1.1 whatever the caller spoke to the proxy.
+        parts.version = http::Version::HTTP_11;
         headers::prepare_request_headers(&mut parts.headers, &self.endpoint);
         let generation = self.sign(&mut parts, classified).await?;
 
@@ -95,14 +97,18 @@ impl Upstream {
     fn upstream_uri(&self, uri: &Uri) -> Result<Uri, ProxyError> {
         let path_and_query = uri.path_and_query().map_or("/", |value| value.as_str());
         let base = self.endpoint.as_str().trim_end_matches('/');
-        format!("{base}{path_and_query}")
-            .parse()
-            .map_err(|error| ProxyError::UpstreamInvalid(format!("cannot build the upstream URI: {error}")))
+        format!("{base}{path_and_query}").parse().map_err(|error| {
+            ProxyError::UpstreamInvalid(format!("cannot build the upstream URI: {error}"))
+        })
     }
 
     /// Sets a fresh `x-ms-date` and the credential's `Authorization` for it. Returns the
     /// generation of the token or key used.
-    async fn sign(&self, parts: &mut http::request::Parts, classified: &Classified) -> Result<u64, ProxyError> {
+    async fn sign(
+        &self,
+        parts: &mut http::request::Parts,
+        classified: &Classified,
+    ) -> Result<u64, ProxyError> {
         let date = signing::format_date(SystemTime::now());
         let signed = self
             .credential
@@ -117,22 +123,26 @@ impl Upstream {
         let date = HeaderValue::from_str(&date)
             .map_err(|error| ProxyError::Credential(format!("invalid x-ms-date: {error}")))?;
         parts.headers.insert("x-ms-date", date);
-        parts.headers.insert(http::header::AUTHORIZATION, signed.header);
+        parts
+            .headers
+            .insert(http::header::AUTHORIZATION, signed.header);
         Ok(signed.generation)
     }
 
-    /// A handle for `/readyz`: whether the credential can sign requests now.
+    /// Returns a handle for `/readyz` that reports whether the credential can sign now.
     pub fn credential_readiness(&self) -> CredentialReadiness {
         self.credential.readiness()
     }
 }
 
-/// Whether the account rejected the credential itself: 401, or 403 with substatus 5300
-/// (the Entra ID token is invalid or expired), after which SDKs refresh their token.
+/// Checks whether the account rejected the credential itself: 401, or 403 with substatus
+/// 5300 (the Entra ID token is invalid or expired), after which SDKs refresh their token.
 fn rejects_credential<B>(response: &Response<B>) -> bool {
     match response.status() {
         StatusCode::UNAUTHORIZED => true,
-        StatusCode::FORBIDDEN => header_text(response.headers(), "x-ms-substatus").as_deref() == Some("5300"),
+        StatusCode::FORBIDDEN => {
+            header_text(response.headers(), "x-ms-substatus").as_deref() == Some("5300")
+        }
         _ => false,
     }
 }

@@ -29,7 +29,9 @@ impl fmt::Debug for MasterKey {
 pub enum KeyError {
     #[error("the account key is empty")]
     Empty,
-    #[error("the account key is not valid base64 ({0}); copy the primary or secondary key as the portal shows it")]
+    #[error(
+        "the account key is not valid base64 ({0}); copy the primary or secondary key as the portal shows it"
+    )]
     NotBase64(base64::DecodeError),
 }
 
@@ -46,7 +48,13 @@ impl MasterKey {
     }
 
     /// Returns the base64 signature for one request.
-    pub fn signature(&self, verb: &str, resource_type: &str, resource_link: &str, date: &str) -> String {
+    pub fn signature(
+        &self,
+        verb: &str,
+        resource_type: &str,
+        resource_link: &str,
+        date: &str,
+    ) -> String {
         let payload = format!(
             "{}\n{}\n{}\n{}\n\n",
             verb.to_lowercase(),
@@ -62,7 +70,13 @@ impl MasterKey {
     }
 
     /// Returns the percent-encoded `Authorization` header value for one request.
-    pub fn authorization(&self, verb: &str, resource_type: &str, resource_link: &str, date: &str) -> String {
+    pub fn authorization(
+        &self,
+        verb: &str,
+        resource_type: &str,
+        resource_link: &str,
+        date: &str,
+    ) -> String {
         let signature = self.signature(verb, resource_type, resource_link, date);
         encode_component(&format!("type=master&ver=1.0&sig={signature}"))
     }
@@ -140,8 +154,14 @@ mod tests {
 
     #[test]
     fn rejects_keys_that_are_not_base64() {
-        assert!(matches!(MasterKey::from_base64("  \n"), Err(KeyError::Empty)));
-        assert!(matches!(MasterKey::from_base64("not base64!"), Err(KeyError::NotBase64(_))));
+        assert!(matches!(
+            MasterKey::from_base64("  \n"),
+            Err(KeyError::Empty)
+        ));
+        assert!(matches!(
+            MasterKey::from_base64("not base64!"),
+            Err(KeyError::NotBase64(_))
+        ));
     }
 
     #[test]

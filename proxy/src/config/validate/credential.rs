@@ -45,25 +45,59 @@ pub(super) fn check(checker: &mut Checker<'_>) {
 }
 
 /// Lists every optional field that is set, with its span and the modes that accept it.
-fn present_fields(credential: &CredentialConfig) -> Vec<(&'static str, Range<usize>, &'static [CredentialKind])> {
+fn present_fields(
+    credential: &CredentialConfig,
+) -> Vec<(&'static str, Range<usize>, &'static [CredentialKind])> {
     let candidates = [
         ("key_file", span(&credential.key_file), &[Key][..]),
         ("key_env", span(&credential.key_env), &[Key][..]),
-        ("secondary_key_file", span(&credential.secondary_key_file), &[Key][..]),
-        ("secondary_key_env", span(&credential.secondary_key_env), &[Key][..]),
+        (
+            "secondary_key_file",
+            span(&credential.secondary_key_file),
+            &[Key][..],
+        ),
+        (
+            "secondary_key_env",
+            span(&credential.secondary_key_env),
+            &[Key][..],
+        ),
         ("client_id", span(&credential.client_id), ENTRA),
-        ("object_id", span(&credential.object_id), &[ManagedIdentity][..]),
-        ("resource_id", span(&credential.resource_id), &[ManagedIdentity][..]),
+        (
+            "object_id",
+            span(&credential.object_id),
+            &[ManagedIdentity][..],
+        ),
+        (
+            "resource_id",
+            span(&credential.resource_id),
+            &[ManagedIdentity][..],
+        ),
         (
             "require_identity_endpoint",
             span(&credential.require_identity_endpoint),
             &[ManagedIdentity][..],
         ),
         ("tenant_id", span(&credential.tenant_id), AUTHORITY),
-        ("token_file", span(&credential.token_file), &[WorkloadIdentity][..]),
-        ("client_secret_file", span(&credential.client_secret_file), &[ClientSecret][..]),
-        ("client_secret_env", span(&credential.client_secret_env), &[ClientSecret][..]),
-        ("authority_host", span(&credential.authority_host), AUTHORITY),
+        (
+            "token_file",
+            span(&credential.token_file),
+            &[WorkloadIdentity][..],
+        ),
+        (
+            "client_secret_file",
+            span(&credential.client_secret_file),
+            &[ClientSecret][..],
+        ),
+        (
+            "client_secret_env",
+            span(&credential.client_secret_env),
+            &[ClientSecret][..],
+        ),
+        (
+            "authority_host",
+            span(&credential.authority_host),
+            AUTHORITY,
+        ),
         ("scope", span(&credential.scope), ENTRA),
     ];
     candidates
@@ -76,12 +110,19 @@ fn span<T>(field: &Option<Spanned<T>>) -> Option<Range<usize>> {
     field.as_ref().map(Spanned::span)
 }
 
-fn reject_foreign_fields(checker: &mut Checker<'_>, credential: &CredentialConfig, kind: CredentialKind) {
+fn reject_foreign_fields(
+    checker: &mut Checker<'_>,
+    credential: &CredentialConfig,
+    kind: CredentialKind,
+) {
     for (name, span, kinds) in present_fields(credential) {
         if kinds.contains(&kind) {
             continue;
         }
-        let owners: Vec<String> = kinds.iter().map(|owner| format!("\"{}\"", owner.name())).collect();
+        let owners: Vec<String> = kinds
+            .iter()
+            .map(|owner| format!("\"{}\"", owner.name()))
+            .collect();
         checker.error_at(
             Some(span),
             format!(
@@ -106,7 +147,10 @@ fn check_key(checker: &mut Checker<'_>, credential: &CredentialConfig, kind_span
             "upstream.credential: kind = \"key\" needs key_file or key_env".to_owned(),
         ),
     }
-    match (&credential.secondary_key_file, &credential.secondary_key_env) {
+    match (
+        &credential.secondary_key_file,
+        &credential.secondary_key_env,
+    ) {
         (Some(file), None) => checker.require_file("upstream.credential.secondary_key_file", file),
         (Some(file), Some(_)) => checker.error_at(
             Some(file.span()),
@@ -119,7 +163,11 @@ fn check_key(checker: &mut Checker<'_>, credential: &CredentialConfig, kind_span
 }
 
 fn check_managed_identity(checker: &mut Checker<'_>, credential: &CredentialConfig) {
-    let selectors = [&credential.client_id, &credential.object_id, &credential.resource_id];
+    let selectors = [
+        &credential.client_id,
+        &credential.object_id,
+        &credential.resource_id,
+    ];
     let mut set = selectors.iter().filter_map(|field| field.as_ref());
     if let (Some(_), Some(second)) = (set.next(), set.next()) {
         checker.error_at(
@@ -150,7 +198,11 @@ fn check_workload_identity(checker: &mut Checker<'_>, credential: &CredentialCon
     }
 }
 
-fn check_client_secret(checker: &mut Checker<'_>, credential: &CredentialConfig, kind_span: Range<usize>) {
+fn check_client_secret(
+    checker: &mut Checker<'_>,
+    credential: &CredentialConfig,
+    kind_span: Range<usize>,
+) {
     match &credential.tenant_id {
         Some(tenant) => check_tenant_id(checker, tenant),
         None => checker.error_at(
@@ -166,7 +218,10 @@ fn check_client_secret(checker: &mut Checker<'_>, credential: &CredentialConfig,
                 .to_owned(),
         ),
     }
-    match (&credential.client_secret_file, &credential.client_secret_env) {
+    match (
+        &credential.client_secret_file,
+        &credential.client_secret_env,
+    ) {
         (Some(file), None) => checker.require_file("upstream.credential.client_secret_file", file),
         (None, Some(_)) => {}
         (Some(file), Some(_)) => checker.error_at(

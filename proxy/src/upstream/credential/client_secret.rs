@@ -8,9 +8,9 @@ use azure_core::credentials::{AccessToken, Secret, TokenCredential};
 use azure_core::error::ErrorKind;
 use azure_identity::{ClientSecretCredential, ClientSecretCredentialOptions};
 
+use super::CredentialError;
 use super::entra::EntraHttp;
 use super::token_cache::TokenSource;
-use super::CredentialError;
 use crate::config::Config;
 
 /// Where the client secret is read from.
@@ -32,9 +32,15 @@ pub(super) struct ClientSecretSource {
 
 impl ClientSecretSource {
     /// Reads the secret once, so a missing one fails at start.
-    pub(super) fn new(config: &Config, http: EntraHttp) -> Result<ClientSecretSource, CredentialError> {
+    pub(super) fn new(
+        config: &Config,
+        http: EntraHttp,
+    ) -> Result<ClientSecretSource, CredentialError> {
         let credential = &config.upstream.credential;
-        let secret = match (&credential.client_secret_file, &credential.client_secret_env) {
+        let secret = match (
+            &credential.client_secret_file,
+            &credential.client_secret_env,
+        ) {
             (Some(file), _) => SecretLocation::File(config.resolve(file.get_ref())),
             (None, Some(variable)) => SecretLocation::Env(variable.get_ref().clone()),
             (None, None) => {
@@ -44,9 +50,11 @@ impl ClientSecretSource {
                 ));
             }
         };
-        let (Some(tenant_id), Some(client_id)) = (&credential.tenant_id, &credential.client_id) else {
+        let (Some(tenant_id), Some(client_id)) = (&credential.tenant_id, &credential.client_id)
+        else {
             return Err(CredentialError::Setup(
-                "upstream.credential: kind = \"client_secret\" needs tenant_id and client_id".to_owned(),
+                "upstream.credential: kind = \"client_secret\" needs tenant_id and client_id"
+                    .to_owned(),
             ));
         };
         let source = ClientSecretSource {
@@ -55,7 +63,9 @@ impl ClientSecretSource {
             secret,
             http,
         };
-        source.read_secret().map_err(|error| CredentialError::Setup(error.to_string()))?;
+        source
+            .read_secret()
+            .map_err(|error| CredentialError::Setup(error.to_string()))?;
         tracing::info!(
             azure.tenant_id = %source.tenant_id,
             azure.client_id = %source.client_id,
@@ -82,7 +92,10 @@ impl ClientSecretSource {
         };
         let text = text.trim();
         if text.is_empty() {
-            return Err(azure_core::Error::with_message(ErrorKind::Credential, "the client secret is empty"));
+            return Err(azure_core::Error::with_message(
+                ErrorKind::Credential,
+                "the client secret is empty",
+            ));
         }
         Ok(Secret::new(text.to_owned()))
     }
@@ -100,8 +113,12 @@ impl TokenSource for ClientSecretSource {
         let options = ClientSecretCredentialOptions {
             client_options: self.http.client_options(),
         };
-        let credential =
-            ClientSecretCredential::new(&self.tenant_id, self.client_id.clone(), self.read_secret()?, Some(options))?;
+        let credential = ClientSecretCredential::new(
+            &self.tenant_id,
+            self.client_id.clone(),
+            self.read_secret()?,
+            Some(options),
+        )?;
         credential.get_token(&[scope], None).await
     }
 }

@@ -21,7 +21,7 @@ use crate::upstream::signing::MasterKey;
 /// How often key files are checked for changes in production.
 pub(super) const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Where one key comes from.
+/// The source of one key: a file or an environment variable.
 #[derive(Debug)]
 enum KeyLocation {
     File(PathBuf),
@@ -43,10 +43,16 @@ impl KeyLocation {
 
     fn read(&self) -> Result<String, String> {
         match self {
-            KeyLocation::File(path) => std::fs::read_to_string(path)
-                .map_err(|error| format!("cannot read the account key file {}: {error}", path.display())),
+            KeyLocation::File(path) => std::fs::read_to_string(path).map_err(|error| {
+                format!(
+                    "cannot read the account key file {}: {error}",
+                    path.display()
+                )
+            }),
             KeyLocation::Env(variable) => std::env::var(variable).map_err(|_| {
-                format!("environment variable {variable} is not set; it must contain the account key")
+                format!(
+                    "environment variable {variable} is not set; it must contain the account key"
+                )
             }),
         }
     }
@@ -59,8 +65,8 @@ impl KeyLocation {
     }
 }
 
-/// The keys in use. Replaced whole on every change; `generation` tells rejections of an
-/// older state apart.
+/// The keys in use, replaced whole on every change. `generation` identifies the state a
+/// rejection refers to, so rejections of an older state are ignored.
 #[derive(Debug)]
 struct KeyState {
     primary: MasterKey,
@@ -120,17 +126,28 @@ impl KeyCredential {
         reload_interval: Duration,
     ) -> Result<KeyCredential, CredentialError> {
         let credential = &config.upstream.credential;
-        let primary = KeyLocation::from_fields(config, &credential.key_file, &credential.key_env).ok_or_else(
-            || CredentialError::Setup("upstream.credential: kind = \"key\" needs key_file or key_env".to_owned()),
-        )?;
-        let secondary =
-            KeyLocation::from_fields(config, &credential.secondary_key_file, &credential.secondary_key_env);
+        let primary = KeyLocation::from_fields(config, &credential.key_file, &credential.key_env)
+            .ok_or_else(|| {
+            CredentialError::Setup(
+                "upstream.credential: kind = \"key\" needs key_file or key_env".to_owned(),
+            )
+        })?;
+        let secondary = KeyLocation::from_fields(
+            config,
+            &credential.secondary_key_file,
+            &credential.secondary_key_env,
+        );
 
         let mut primary = WatchedKey::load(primary, true)?;
-        let mut secondary = secondary.map(|location| WatchedKey::load(location, false)).transpose()?;
+        let mut secondary = secondary
+            .map(|location| WatchedKey::load(location, false))
+            .transpose()?;
         let state = KeyState {
             primary: primary.take_initial()?,
-            secondary: secondary.as_mut().map(WatchedKey::take_initial).transpose()?,
+            secondary: secondary
+                .as_mut()
+                .map(WatchedKey::take_initial)
+                .transpose()?,
             use_secondary: false,
             generation: 1,
         };
@@ -147,9 +164,16 @@ impl KeyCredential {
         let reload_task = if watched.is_empty() {
             None
         } else {
-            Some(tokio::spawn(reload_loop(Arc::clone(&shared), watched, reload_interval)))
+            Some(tokio::spawn(reload_loop(
+                Arc::clone(&shared),
+                watched,
+                reload_interval,
+            )))
         };
-        Ok(KeyCredential { shared, reload_task })
+        Ok(KeyCredential {
+            shared,
+            reload_task,
+        })
     }
 
     /// Signs one request with the key in use.
@@ -161,9 +185,14 @@ impl KeyCredential {
         date: &str,
     ) -> Result<Signed, CredentialError> {
         let state = self.shared.state.load();
-        let value = state.signing_key().authorization(verb, resource_type, resource_link, date);
-        let header = HeaderValue::try_from(value)
-            .map_err(|error| CredentialError::Unavailable { mode: "account key", reason: error.to_string() })?;
+        let value = state
+            .signing_key()
+            .authorization(verb, resource_type, resource_link, date);
+        let header =
+            HeaderValue::try_from(value).map_err(|error| CredentialError::Unavailable {
+                mode: "account key",
+                reason: error.to_string(),
+            })?;
         Ok(Signed {
             header,
             generation: state.generation,
@@ -179,7 +208,9 @@ impl KeyCredential {
         }
         self.shared.reload_now.notify_one();
         if current.secondary.is_none() || current.use_secondary {
-            tracing::warn!("The account rejected the account key; check that the configured key is current");
+            tracing::warn!(
+                "The account rejected the account key; check that the configured key is current"
+            );
             return;
         }
         let switched = KeyState {
@@ -189,7 +220,10 @@ impl KeyCredential {
             generation: generation + 1,
         };
         // Only the first rejection of this generation switches; later ones see a new state.
-        let previous = self.shared.state.compare_and_swap(&current, Arc::new(switched));
+        let previous = self
+            .shared
+            .state
+            .compare_and_swap(&current, Arc::new(switched));
         if Arc::ptr_eq(&previous, &current) {
             tracing::warn!("The account rejected the primary key; signing with the secondary key");
         }
@@ -210,7 +244,10 @@ impl WatchedKey {
     fn take_initial(&mut self) -> Result<MasterKey, CredentialError> {
         let text = self.last_text.as_deref().unwrap_or_default();
         MasterKey::from_base64(text).map_err(|error| {
-            CredentialError::Setup(format!("invalid account key in {}: {error}", self.location.describe()))
+            CredentialError::Setup(format!(
+                "invalid account key in {}: {error}",
+                self.location.describe()
+            ))
         })
     }
 

@@ -7,9 +7,9 @@
 use azure_core::credentials::{AccessToken, TokenCredential};
 use azure_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
 
+use super::CredentialError;
 use super::entra::EntraHttp;
 use super::token_cache::TokenSource;
-use super::CredentialError;
 use crate::config::CredentialConfig;
 
 const IDENTITY_ENDPOINT: &str = "IDENTITY_ENDPOINT";
@@ -26,12 +26,20 @@ pub(super) struct ManagedIdentitySource {
 impl ManagedIdentitySource {
     /// Checks the environment and builds the credential once, so a setup azure_identity
     /// rejects fails at start rather than at the first refresh.
-    pub(super) fn new(config: &CredentialConfig, http: EntraHttp) -> Result<ManagedIdentitySource, CredentialError> {
+    pub(super) fn new(
+        config: &CredentialConfig,
+        http: EntraHttp,
+    ) -> Result<ManagedIdentitySource, CredentialError> {
         let user_assigned = user_assigned_id(config);
         check_environment(config)?;
-        let source = ManagedIdentitySource { user_assigned, http };
+        let source = ManagedIdentitySource {
+            user_assigned,
+            http,
+        };
         source.build().map_err(|error| {
-            CredentialError::Setup(format!("upstream.credential: cannot set up the managed identity: {error}"))
+            CredentialError::Setup(format!(
+                "upstream.credential: cannot set up the managed identity: {error}"
+            ))
         })?;
         Ok(source)
     }
@@ -58,7 +66,8 @@ impl TokenSource for ManagedIdentitySource {
 }
 
 fn user_assigned_id(config: &CredentialConfig) -> Option<UserAssignedId> {
-    let value = |field: &Option<toml::Spanned<String>>| field.as_ref().map(|id| id.get_ref().clone());
+    let value =
+        |field: &Option<toml::Spanned<String>>| field.as_ref().map(|id| id.get_ref().clone());
     value(&config.client_id)
         .map(UserAssignedId::ClientId)
         .or_else(|| value(&config.object_id).map(UserAssignedId::ObjectId))
@@ -97,7 +106,9 @@ fn ensure_loopback_endpoint() -> azure_core::Result<()> {
     if std::env::var_os(IDENTITY_HEADER).is_none() || !super::entra::is_loopback(&endpoint) {
         return Err(azure_core::Error::with_message(
             azure_core::error::ErrorKind::Credential,
-            format!("tests must set {IDENTITY_HEADER} and a loopback {IDENTITY_ENDPOINT}, not {endpoint:?}"),
+            format!(
+                "tests must set {IDENTITY_HEADER} and a loopback {IDENTITY_ENDPOINT}, not {endpoint:?}"
+            ),
         ));
     }
     Ok(())

@@ -55,7 +55,9 @@ impl CredentialMetrics {
     }
 
     pub(crate) fn refreshed(&self, success: bool, expires_unix: Option<i64>) {
-        self.refreshes.with_label_values(&[result_label(success)]).inc();
+        self.refreshes
+            .with_label_values(&[result_label(success)])
+            .inc();
         if let Some(expires_unix) = expires_unix {
             self.token_expiry.set(expires_unix);
         }
@@ -66,12 +68,16 @@ impl CredentialMetrics {
     }
 
     pub(crate) fn key_reloaded(&self, success: bool) {
-        self.key_reloads.with_label_values(&[result_label(success)]).inc();
+        self.key_reloads
+            .with_label_values(&[result_label(success)])
+            .inc();
     }
 
     #[cfg(test)]
     pub(crate) fn refresh_count(&self, success: bool) -> u64 {
-        self.refreshes.with_label_values(&[result_label(success)]).get()
+        self.refreshes
+            .with_label_values(&[result_label(success)])
+            .get()
     }
 }
 

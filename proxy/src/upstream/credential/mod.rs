@@ -5,7 +5,7 @@
 //!   azure_identity, sent as `type=aad&ver=1.0&sig=<token>` and kept fresh by the
 //!   [`token_cache`].
 //!
-//! Every forwarded request asks for its `Authorization` value at send time. When the
+//! Every forwarded request gets its `Authorization` value at send time. When the
 //! account rejects the credential, [`Credential::rejected`] triggers one refresh (a new
 //! token, or the secondary key); the request itself is never retried.
 
@@ -17,7 +17,9 @@ mod metrics;
 mod token_cache;
 mod workload_identity;
 
+// Tests panic on failure by design; `unwrap` is how they fail.
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests;
 
 use std::time::Duration;
@@ -42,7 +44,7 @@ pub(crate) use crate::upstream::signing::encode_component;
 /// cannot get tokens for per-account audiences.
 pub const DEFAULT_SCOPE: &str = "https://cosmos.azure.com/.default";
 
-/// Why the credential could not be set up or used.
+/// A failure to set up or use the credential.
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialError {
     /// A problem found at start: a missing file, variable or setting.
@@ -100,37 +102,54 @@ enum Inner {
 impl Credential {
     /// Builds the configured credential and starts its background task (key file
     /// polling or token refresh). Must be called inside a tokio runtime.
-    pub fn start(config: &Config, registry: &Registry, options: CredentialOptions) -> Result<Credential, CredentialError> {
+    pub fn start(
+        config: &Config,
+        registry: &Registry,
+        options: CredentialOptions,
+    ) -> Result<Credential, CredentialError> {
         let metrics = CredentialMetrics::register(registry)?;
         let credential = &config.upstream.credential;
         let kind = *credential.kind.get_ref();
         let http = EntraHttp::new(
             options.transport.clone(),
-            credential.authority_host.as_ref().map(|host| host.get_ref()),
+            credential
+                .authority_host
+                .as_ref()
+                .map(|host| host.get_ref()),
         );
         let source: Box<dyn TokenSource> = match kind {
             CredentialKind::Key => {
-                let key = KeyCredential::start(config, metrics.clone(), options.key_reload_interval)?;
+                let key =
+                    KeyCredential::start(config, metrics.clone(), options.key_reload_interval)?;
                 return Ok(Credential {
                     inner: Inner::Key(key),
                     metrics,
                 });
             }
-            CredentialKind::ManagedIdentity => {
-                Box::new(managed_identity::ManagedIdentitySource::new(credential, http)?)
-            }
+            CredentialKind::ManagedIdentity => Box::new(
+                managed_identity::ManagedIdentitySource::new(credential, http)?,
+            ),
             CredentialKind::WorkloadIdentity => {
                 let env = |name: &str| std::env::var(name).ok();
-                Box::new(workload_identity::WorkloadIdentitySource::new(config, http, env)?)
+                Box::new(workload_identity::WorkloadIdentitySource::new(
+                    config, http, env,
+                )?)
             }
-            CredentialKind::ClientSecret => Box::new(client_secret::ClientSecretSource::new(config, http)?),
+            CredentialKind::ClientSecret => {
+                Box::new(client_secret::ClientSecretSource::new(config, http)?)
+            }
         };
         let scope = credential
             .scope
             .as_ref()
             .map_or_else(|| DEFAULT_SCOPE.to_owned(), |scope| scope.get_ref().clone());
         tracing::info!(credential = source.name(), scope = %scope, "Requesting a token for the account");
-        let inner = Inner::Entra(TokenCache::start(source, scope, options.refresh, metrics.clone()));
+        let inner = Inner::Entra(TokenCache::start(
+            source,
+            scope,
+            options.refresh,
+            metrics.clone(),
+        ));
         Ok(Credential { inner, metrics })
     }
 
@@ -159,7 +178,7 @@ impl Credential {
         }
     }
 
-    /// A handle that reports whether the credential can sign requests now.
+    /// Returns a handle that reports whether the credential can sign requests now.
     pub fn readiness(&self) -> CredentialReadiness {
         match &self.inner {
             Inner::Key(_) => CredentialReadiness(None),
@@ -174,13 +193,15 @@ impl Credential {
 pub struct CredentialReadiness(Option<watch::Receiver<token_cache::State>>);
 
 impl CredentialReadiness {
-    /// A readiness that is always true, for states built without a credential.
+    /// Returns a readiness that is always true, for states built without a credential.
     pub fn always() -> CredentialReadiness {
         CredentialReadiness(None)
     }
 
     pub fn is_ready(&self) -> bool {
-        self.0.as_ref().is_none_or(|receiver| receiver.borrow().is_ready())
+        self.0
+            .as_ref()
+            .is_none_or(|receiver| receiver.borrow().is_ready())
     }
 
     /// Waits until ready or until `limit` passes; returns whether it is ready.

@@ -159,7 +159,9 @@ impl TokenCache {
 
     fn unavailable(&self, state: &State) -> CredentialError {
         let reason = match (&state.last_error, &state.token) {
-            (Some(error), Some(_)) => format!("the last token expired and the refresh failed: {error}"),
+            (Some(error), Some(_)) => {
+                format!("the last token expired and the refresh failed: {error}")
+            }
             (Some(error), None) => error.clone(),
             (None, _) => "the token expired before a refresh was scheduled".to_owned(),
         };
@@ -227,11 +229,19 @@ async fn rejection_of(shared: &Shared, generation: u64) {
 /// new token's generation.
 async fn fetch(shared: &Shared) -> Result<(Instant, u64), ()> {
     let name = shared.source.name();
-    let outcome = tokio::time::timeout(shared.settings.fetch_timeout, shared.source.fetch(&shared.scope))
-        .await
-        .map_err(|_| format!("the token request timed out after {:?}", shared.settings.fetch_timeout))
-        .and_then(|result| result.map_err(|error| describe(&error)))
-        .and_then(|token| cache_entry(&token));
+    let outcome = tokio::time::timeout(
+        shared.settings.fetch_timeout,
+        shared.source.fetch(&shared.scope),
+    )
+    .await
+    .map_err(|_| {
+        format!(
+            "the token request timed out after {:?}",
+            shared.settings.fetch_timeout
+        )
+    })
+    .and_then(|result| result.map_err(|error| describe(&error)))
+    .and_then(|token| cache_entry(&token));
 
     match outcome {
         Ok((mut token, expires_unix)) => {
@@ -276,7 +286,12 @@ fn cache_entry(token: &AccessToken) -> Result<(CachedToken, i64), String> {
     let lifetime = Duration::try_from(remaining)
         .ok()
         .filter(|lifetime| !lifetime.is_zero())
-        .ok_or_else(|| format!("the token returned has already expired (expires_on {})", token.expires_on))?;
+        .ok_or_else(|| {
+            format!(
+                "the token returned has already expired (expires_on {})",
+                token.expires_on
+            )
+        })?;
     let header = HeaderValue::try_from(encode_component(&format!(
         "type=aad&ver=1.0&sig={}",
         token.token.secret()

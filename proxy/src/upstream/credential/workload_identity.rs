@@ -9,9 +9,9 @@ use azure_identity::{
     ClientAssertionCredentialOptions, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
 };
 
+use super::CredentialError;
 use super::entra::EntraHttp;
 use super::token_cache::TokenSource;
-use super::CredentialError;
 use crate::config::Config;
 
 /// The variables the AKS workload identity webhook sets in the pod.
@@ -39,7 +39,10 @@ impl WorkloadIdentitySource {
     ) -> Result<WorkloadIdentitySource, CredentialError> {
         let credential = &config.upstream.credential;
         let setting = |field: &Option<toml::Spanned<String>>, variable: &str| {
-            field.as_ref().map(|value| value.get_ref().clone()).or_else(|| env(variable))
+            field
+                .as_ref()
+                .map(|value| value.get_ref().clone())
+                .or_else(|| env(variable))
         };
         let tenant_id = setting(&credential.tenant_id, AZURE_TENANT_ID);
         let client_id = setting(&credential.client_id, AZURE_CLIENT_ID);
@@ -58,7 +61,9 @@ impl WorkloadIdentitySource {
         if token_file.is_none() {
             missing.push(format!("token_file (or {AZURE_FEDERATED_TOKEN_FILE})"));
         }
-        let (Some(tenant_id), Some(client_id), Some(token_file)) = (tenant_id, client_id, token_file) else {
+        let (Some(tenant_id), Some(client_id), Some(token_file)) =
+            (tenant_id, client_id, token_file)
+        else {
             return Err(CredentialError::Setup(format!(
                 "upstream.credential: kind = \"workload_identity\" is missing {}; set them in the \
                  configuration or let the AKS workload identity webhook set the variables",
@@ -92,14 +97,15 @@ impl TokenSource for WorkloadIdentitySource {
         super::entra::ensure_loopback_authority(&self.http)?;
         // NOTE: azure_identity 1.0 reads the token file synchronously and sends its
         // content untrimmed; projected service account tokens have no trailing newline.
-        let credential = WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
-            credential_options: ClientAssertionCredentialOptions {
-                client_options: self.http.client_options(),
-            },
-            client_id: Some(self.client_id.clone()),
-            tenant_id: Some(self.tenant_id.clone()),
-            token_file_path: Some(self.token_file.clone()),
-        }))?;
+        let credential =
+            WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
+                credential_options: ClientAssertionCredentialOptions {
+                    client_options: self.http.client_options(),
+                },
+                client_id: Some(self.client_id.clone()),
+                tenant_id: Some(self.tenant_id.clone()),
+                token_file_path: Some(self.token_file.clone()),
+            }))?;
         credential.get_token(&[scope], None).await
     }
 }

@@ -21,7 +21,11 @@ fn options(stand_in: &StandIn) -> CredentialOptions {
 async fn wait_for_requests(stand_in: &StandIn, count: usize) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while stand_in.request_count() < count {
-        assert!(tokio::time::Instant::now() < deadline, "the authority got {} requests", stand_in.request_count());
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the authority got {} requests",
+            stand_in.request_count()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -38,7 +42,10 @@ async fn client_secret_gets_a_token_over_https() {
     ));
     let (credential, _registry) = start(&config, options(&stand_in));
 
-    assert_eq!(sign(&credential).await.unwrap(), aad_header("stand-in-token-1"));
+    assert_eq!(
+        sign(&credential).await.unwrap(),
+        aad_header("stand-in-token-1")
+    );
     let request = &stand_in.received()[0];
     assert_eq!(request.path, format!("/{TENANT}/oauth2/v2.0/token"));
     assert_eq!(request.form["grant_type"], "client_credentials");
@@ -58,12 +65,18 @@ async fn rotated_client_secret_is_used_at_next_refresh() {
         stand_in.authority_host()
     ));
     let (credential, _registry) = start(&config, options(&stand_in));
-    let signed = credential.authorization("GET", "", "", "date").await.unwrap();
+    let signed = credential
+        .authorization("GET", "", "", "date")
+        .await
+        .unwrap();
 
     fixture.write("client.secret", "second-secret");
     credential.rejected(signed.generation);
     wait_for_requests(&stand_in, 2).await;
-    assert_eq!(stand_in.received()[1].form["client_secret"], "second-secret");
+    assert_eq!(
+        stand_in.received()[1].form["client_secret"],
+        "second-secret"
+    );
 }
 
 #[tokio::test]
@@ -79,11 +92,17 @@ async fn workload_identity_exchanges_the_token_file() {
     ));
     let (credential, _registry) = start(&config, options(&stand_in));
 
-    let signed = credential.authorization("GET", "", "", "date").await.unwrap();
+    let signed = credential
+        .authorization("GET", "", "", "date")
+        .await
+        .unwrap();
     assert_eq!(signed.header, aad_header("stand-in-token-1"));
     let request = &stand_in.received()[0];
     assert_eq!(request.path, format!("/{TENANT}/oauth2/v2.0/token"));
-    assert_eq!(request.form["client_assertion"], "kubernetes-service-account-token-1");
+    assert_eq!(
+        request.form["client_assertion"],
+        "kubernetes-service-account-token-1"
+    );
     assert_eq!(
         request.form["client_assertion_type"],
         "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -94,7 +113,10 @@ async fn workload_identity_exchanges_the_token_file() {
     fixture.write("federated-token", "kubernetes-service-account-token-2");
     credential.rejected(signed.generation);
     wait_for_requests(&stand_in, 2).await;
-    assert_eq!(stand_in.received()[1].form["client_assertion"], "kubernetes-service-account-token-2");
+    assert_eq!(
+        stand_in.received()[1].form["client_assertion"],
+        "kubernetes-service-account-token-2"
+    );
 }
 
 #[tokio::test]
@@ -112,7 +134,11 @@ async fn untrusted_authority_certificate_is_an_error() {
 
     let error = sign(&credential).await.unwrap_err().to_string();
     assert!(error.contains("client secret"), "{error}");
-    assert_eq!(stand_in.request_count(), 0, "no request passed the TLS handshake");
+    assert_eq!(
+        stand_in.request_count(),
+        0,
+        "no request passed the TLS handshake"
+    );
 }
 
 #[tokio::test]
@@ -120,11 +146,22 @@ async fn missing_workload_identity_settings_are_named() {
     let fixture = Fixture::new();
     let config = fixture.config("kind = \"workload_identity\"");
     let http = super::super::entra::EntraHttp::default();
-    let error = super::super::workload_identity::WorkloadIdentitySource::new(&config, http, |_| None).unwrap_err();
+    let error =
+        super::super::workload_identity::WorkloadIdentitySource::new(&config, http, |_| None)
+            .unwrap_err();
     let message = error.to_string();
-    assert!(message.contains("tenant_id (or AZURE_TENANT_ID)"), "{message}");
-    assert!(message.contains("client_id (or AZURE_CLIENT_ID)"), "{message}");
-    assert!(message.contains("token_file (or AZURE_FEDERATED_TOKEN_FILE)"), "{message}");
+    assert!(
+        message.contains("tenant_id (or AZURE_TENANT_ID)"),
+        "{message}"
+    );
+    assert!(
+        message.contains("client_id (or AZURE_CLIENT_ID)"),
+        "{message}"
+    );
+    assert!(
+        message.contains("token_file (or AZURE_FEDERATED_TOKEN_FILE)"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -133,6 +170,7 @@ async fn workload_identity_settings_fall_back_to_webhook_variables() {
     let config = fixture.config("kind = \"workload_identity\"");
     let http = super::super::entra::EntraHttp::default();
     let environment = |name: &str| Some(format!("value-of-{name}"));
-    let source = super::super::workload_identity::WorkloadIdentitySource::new(&config, http, environment);
+    let source =
+        super::super::workload_identity::WorkloadIdentitySource::new(&config, http, environment);
     assert!(source.is_ok(), "{source:?}");
 }

@@ -6,13 +6,18 @@ use super::{CredentialOptions, Fixture, metric, sign, start};
 use crate::upstream::signing::MasterKey;
 
 // Microsoft's REST reference publishes this key; the second is another public example.
-const KEY_A: &str = "dsZQi3KtZmCv1ljt3VNWNm7sQUF1y5rJfC6kv5JiwvW0EndXdDku/dkKBp8/ufDToSxLzR4y+O/0H/t4bQtVNw==";
-const KEY_B: &str = "8F8xXXOptJxkblM1DBXW7a6NMI5oE8NnwPGYBmwxLCKfejOK7B7yhcCHMGvN3PBrlMLIOeol1Hv9RCdzAZR5sg==";
+const KEY_A: &str =
+    "dsZQi3KtZmCv1ljt3VNWNm7sQUF1y5rJfC6kv5JiwvW0EndXdDku/dkKBp8/ufDToSxLzR4y+O/0H/t4bQtVNw==";
+const KEY_B: &str =
+    "8F8xXXOptJxkblM1DBXW7a6NMI5oE8NnwPGYBmwxLCKfejOK7B7yhcCHMGvN3PBrlMLIOeol1Hv9RCdzAZR5sg==";
 
 fn expected(key: &str) -> String {
-    MasterKey::from_base64(key)
-        .unwrap()
-        .authorization("GET", "dbs", "dbs/db", "Thu, 27 Apr 2017 00:51:12 GMT")
+    MasterKey::from_base64(key).unwrap().authorization(
+        "GET",
+        "dbs",
+        "dbs/db",
+        "Thu, 27 Apr 2017 00:51:12 GMT",
+    )
 }
 
 fn quick_reload() -> CredentialOptions {
@@ -26,7 +31,10 @@ fn quick_reload() -> CredentialOptions {
 async fn wait_for_key(credential: &crate::upstream::Credential, key: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
     while sign(credential).await.unwrap() != expected(key) {
-        assert!(tokio::time::Instant::now() < deadline, "the credential never switched keys");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the credential never switched keys"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -49,7 +57,10 @@ async fn rewritten_key_file_rotates_the_key() {
 
     fixture.write("account.key", KEY_B);
     wait_for_key(&credential, KEY_B).await;
-    let reloads = metric(&registry, "cosmoguard_credential_key_reloads_total{result=\"success\"}");
+    let reloads = metric(
+        &registry,
+        "cosmoguard_credential_key_reloads_total{result=\"success\"}",
+    );
     assert_eq!(reloads, Some(1.0));
 }
 
@@ -63,7 +74,10 @@ async fn invalid_rotation_keeps_the_previous_key() {
     fixture.write("account.key", "not base64!");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(sign(&credential).await.unwrap(), expected(KEY_A));
-    let failures = metric(&registry, "cosmoguard_credential_key_reloads_total{result=\"failure\"}");
+    let failures = metric(
+        &registry,
+        "cosmoguard_credential_key_reloads_total{result=\"failure\"}",
+    );
     assert_eq!(failures, Some(1.0), "the invalid content is reported once");
 
     // A later valid key is still picked up.
@@ -92,7 +106,10 @@ async fn rejected_primary_switches_to_secondary_once() {
         "kind = \"key\"\nkey_file = \"primary.key\"\nsecondary_key_file = \"secondary.key\"",
     );
     let (credential, registry) = start(&config, quick_reload());
-    let signed = credential.authorization("GET", "dbs", "dbs/db", "date").await.unwrap();
+    let signed = credential
+        .authorization("GET", "dbs", "dbs/db", "date")
+        .await
+        .unwrap();
 
     for _ in 0..5 {
         credential.rejected(signed.generation);

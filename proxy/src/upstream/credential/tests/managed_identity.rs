@@ -22,10 +22,18 @@ const RESULT_PREFIX: &str = "credential-test-result ";
 /// Runs the ignored test `child` in a new process whose environment points managed
 /// identity at `stand_in`. Returns the child's result fields.
 async fn run_child(child: &str, stand_in: &StandIn) -> HashMap<String, String> {
-    let module = module_path!().split_once("::").map_or(module_path!(), |(_, rest)| rest);
+    let module = module_path!()
+        .split_once("::")
+        .map_or(module_path!(), |(_, rest)| rest);
     let test_name = format!("{module}::{child}");
     let output = tokio::process::Command::new(std::env::current_exe().unwrap())
-        .args([test_name.as_str(), "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            test_name.as_str(),
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("IDENTITY_ENDPOINT", stand_in.identity_endpoint())
         .env("IDENTITY_HEADER", IDENTITY_HEADER_VALUE)
         .env_remove("IDENTITY_SERVER_THUMBPRINT")
@@ -36,8 +44,14 @@ async fn run_child(child: &str, stand_in: &StandIn) -> HashMap<String, String> {
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "child {child} failed:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("1 passed"), "child {child} did not run:\n{stdout}");
+    assert!(
+        output.status.success(),
+        "child {child} failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("1 passed"),
+        "child {child} did not run:\n{stdout}"
+    );
     let line = stdout
         .lines()
         .find_map(|line| line.split_once(RESULT_PREFIX).map(|(_, rest)| rest))
@@ -68,15 +82,25 @@ async fn short_lived_tokens_refresh_ahead_under_concurrent_load() {
     let fields = run_child("child_short_lived_tokens_under_load", &stand_in).await;
 
     let refreshes = number(&fields, "refreshes");
-    assert!(refreshes >= 3, "tokens of about 4 s were refreshed over 7 s: {fields:?}");
-    assert_eq!(stand_in.request_count() as u64, refreshes, "one request per refresh");
+    assert!(
+        refreshes >= 3,
+        "tokens of about 4 s were refreshed over 7 s: {fields:?}"
+    );
+    assert_eq!(
+        stand_in.request_count() as u64,
+        refreshes,
+        "one request per refresh"
+    );
     assert_eq!(number(&fields, "distinct_tokens"), refreshes);
     assert_eq!(number(&fields, "errors"), 0);
 
     let request = &stand_in.received()[0];
     assert_eq!(request.query["api-version"], "2019-08-01");
     assert_eq!(request.query["resource"], "https://cosmos.azure.com");
-    assert!(!request.query.contains_key("client_id"), "system-assigned by default");
+    assert!(
+        !request.query.contains_key("client_id"),
+        "system-assigned by default"
+    );
 }
 
 #[tokio::test]
@@ -92,7 +116,11 @@ async fn child_short_lived_tokens_under_load() {
     let stop = Instant::now() + Duration::from_secs(7);
     let callers: Vec<_> = (0..50)
         .map(|_| {
-            let (credential, errors, tokens) = (Arc::clone(&credential), Arc::clone(&errors), Arc::clone(&tokens));
+            let (credential, errors, tokens) = (
+                Arc::clone(&credential),
+                Arc::clone(&errors),
+                Arc::clone(&tokens),
+            );
             tokio::spawn(async move {
                 while Instant::now() < stop {
                     match sign(&credential).await {
@@ -113,7 +141,11 @@ async fn child_short_lived_tokens_under_load() {
     }
     // Let a refresh that started in the last moment finish before counting.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let refreshes = metric(&registry, "cosmoguard_credential_refreshes_total{result=\"success\"}").unwrap();
+    let refreshes = metric(
+        &registry,
+        "cosmoguard_credential_refreshes_total{result=\"success\"}",
+    )
+    .unwrap();
     let distinct = tokens.lock().unwrap().len();
     println!(
         "{RESULT_PREFIX}refreshes={refreshes} distinct_tokens={distinct} errors={}",
@@ -157,7 +189,10 @@ async fn child_slow_identity_endpoint() {
         if header == first && started.elapsed() > Duration::from_millis(5500) {
             old_token_during_refresh = 1;
         }
-        assert!(started.elapsed() < Duration::from_secs(9), "no refreshed token within 9 s");
+        assert!(
+            started.elapsed() < Duration::from_secs(9),
+            "no refreshed token within 9 s"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     println!(
@@ -175,7 +210,10 @@ async fn failing_identity_endpoint_errors_after_last_token_expires() {
 
     assert!(stand_in.request_count() >= 3, "the refresh was retried");
     let valid_ms = number(&fields, "valid_ms");
-    assert!((1500..=3500).contains(&valid_ms), "errors began at the token's expiry: {fields:?}");
+    assert!(
+        (1500..=3500).contains(&valid_ms),
+        "errors began at the token's expiry: {fields:?}"
+    );
     assert_eq!(number(&fields, "errors_before_expiry"), 0);
 }
 
@@ -192,14 +230,21 @@ async fn child_failing_identity_endpoint() {
             Ok(header) => assert_eq!(header, first, "only the first token exists"),
             Err(error) => break error,
         }
-        assert!(started.elapsed() < Duration::from_secs(6), "the token never expired");
+        assert!(
+            started.elapsed() < Duration::from_secs(6),
+            "the token never expired"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let valid_ms = started.elapsed().as_millis();
     let message = error.to_string();
     assert!(message.contains("managed identity"), "{message}");
     assert!(message.contains("stand-in failure"), "{message}");
-    let failures = metric(&registry, "cosmoguard_credential_refreshes_total{result=\"failure\"}").unwrap();
+    let failures = metric(
+        &registry,
+        "cosmoguard_credential_refreshes_total{result=\"failure\"}",
+    )
+    .unwrap();
     assert!(failures >= 2.0, "{failures}");
     println!("{RESULT_PREFIX}valid_ms={valid_ms} errors_before_expiry=0");
 }
@@ -210,7 +255,10 @@ async fn user_assigned_client_id_reaches_the_endpoint() {
     run_child("child_user_assigned_client_id", &stand_in).await;
 
     let request = &stand_in.received()[0];
-    assert_eq!(request.query["client_id"], "11111111-2222-3333-4444-555555555555");
+    assert_eq!(
+        request.query["client_id"],
+        "11111111-2222-3333-4444-555555555555"
+    );
     assert_eq!(request.query["resource"], "https://cosmos.azure.us");
     assert_eq!(request.headers["x-identity-header"], IDENTITY_HEADER_VALUE);
 }
@@ -225,7 +273,10 @@ async fn child_user_assigned_client_id() {
          scope = \"https://cosmos.azure.us/.default\"",
     );
     let (credential, _registry) = start(&config, CredentialOptions::default());
-    assert_eq!(sign(&credential).await.unwrap(), aad_header("stand-in-token-1"));
+    assert_eq!(
+        sign(&credential).await.unwrap(),
+        aad_header("stand-in-token-1")
+    );
     println!("{RESULT_PREFIX}ok=1");
 }
 

@@ -45,7 +45,8 @@ impl Fixture {
     }
 
     pub(super) fn config(&self, credential: &str) -> Config {
-        self.parse(credential).unwrap_or_else(|errors| panic!("{errors}"))
+        self.parse(credential)
+            .unwrap_or_else(|errors| panic!("{errors}"))
     }
 }
 
@@ -81,7 +82,8 @@ pub(super) fn quick_refresh() -> RefreshSettings {
 
 pub(super) fn start(config: &Config, options: CredentialOptions) -> (Credential, Registry) {
     let registry = Registry::new();
-    let credential = Credential::start(config, &registry, options).unwrap_or_else(|error| panic!("{error}"));
+    let credential =
+        Credential::start(config, &registry, options).unwrap_or_else(|error| panic!("{error}"));
     (credential, registry)
 }
 
@@ -105,4 +107,3 @@ pub(super) fn metric(registry: &Registry, series: &str) -> Option<f64> {
 pub(super) fn aad_header(token: &str) -> String {
     format!("type%3daad%26ver%3d1.0%26sig%3d{token}")
 }
-

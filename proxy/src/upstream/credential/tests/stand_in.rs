@@ -21,12 +21,12 @@ use tokio_rustls::TlsAcceptor;
 /// The secret the App Service stand-in expects in `x-identity-header`.
 pub(super) const IDENTITY_HEADER_VALUE: &str = "stand-in-identity-header";
 
-/// How a stand-in answers token requests, changeable while it runs.
+/// The replies a stand-in gives to token requests, changeable while it runs.
 #[derive(Debug)]
 pub(super) struct Behaviour {
     /// Token lifetime in seconds.
     pub(super) lifetime_seconds: AtomicU64,
-    /// Delay before answering, in milliseconds, for requests after the first `fast_requests`.
+    /// Delay before replying, in milliseconds, for requests after the first `fast_requests`.
     pub(super) delay_ms: AtomicU64,
     pub(super) fast_requests: AtomicUsize,
     /// Requests after this many successes get 500.
@@ -148,10 +148,14 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, handler: A
                     let Ok(stream) = acceptor.accept(stream).await else {
                         return;
                     };
-                    let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                    let _ = builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
                 }
                 None => {
-                    let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                    let _ = builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
                 }
             }
         });
@@ -162,7 +166,11 @@ impl Handler {
     async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
         let number = self.requests.fetch_add(1, Ordering::SeqCst) + 1;
         let (parts, body) = request.into_parts();
-        let body = body.collect().await.map(|body| body.to_bytes()).unwrap_or_default();
+        let body = body
+            .collect()
+            .await
+            .map(|body| body.to_bytes())
+            .unwrap_or_default();
         let received = Received {
             path: parts.uri.path().to_owned(),
             query: pairs(parts.uri.query().unwrap_or_default().as_bytes()),
@@ -176,7 +184,10 @@ impl Handler {
             tokio::time::sleep(Duration::from_millis(delay)).await;
         }
         if number > self.behaviour.fail_after.load(Ordering::SeqCst) {
-            return json(StatusCode::INTERNAL_SERVER_ERROR, r#"{"error":"stand-in failure"}"#.to_owned());
+            return json(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                r#"{"error":"stand-in failure"}"#.to_owned(),
+            );
         }
         let lifetime = self.behaviour.lifetime_seconds.load(Ordering::SeqCst);
         let token = format!("stand-in-token-{number}");
@@ -186,10 +197,18 @@ impl Handler {
         }
     }
 
-    fn app_service_reply(&self, received: &Received, token: &str, lifetime: u64) -> Response<Full<Bytes>> {
+    fn app_service_reply(
+        &self,
+        received: &Received,
+        token: &str,
+        lifetime: u64,
+    ) -> Response<Full<Bytes>> {
         let header = received.headers.get("x-identity-header");
         if header.is_none_or(|value| value != IDENTITY_HEADER_VALUE) {
-            return json(StatusCode::UNAUTHORIZED, r#"{"error":"missing x-identity-header"}"#.to_owned());
+            return json(
+                StatusCode::UNAUTHORIZED,
+                r#"{"error":"missing x-identity-header"}"#.to_owned(),
+            );
         }
         let expires_on = unix_now() + lifetime;
         let body = serde_json::json!({
@@ -218,9 +237,10 @@ fn authority_reply(received: &Received, token: &str, lifetime: u64) -> Response<
 fn json(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -229,7 +249,10 @@ fn pairs(bytes: &[u8]) -> HashMap<String, String> {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// Generates a CA and a server certificate for 127.0.0.1 signed by it. Returns the
@@ -249,12 +272,14 @@ fn test_tls() -> (TlsAcceptor, String) {
 
     let certificate = rustls_pki_types::CertificateDer::from(server_cert.der().to_vec());
     let key = rustls_pki_types::PrivateKeyDer::try_from(server_key.serialize_der()).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![certificate], key)
-        .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![certificate], key)
+    .unwrap();
     (TlsAcceptor::from(Arc::new(config)), ca_cert.pem())
 }
 

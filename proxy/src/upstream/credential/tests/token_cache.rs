@@ -38,14 +38,20 @@ impl TokenSource for Arc<FakeSource> {
             ));
         }
         let lifetime = self.lifetime_seconds.load(Ordering::SeqCst);
-        let expires_on = OffsetDateTime::now_utc() + azure_core::time::Duration::seconds(lifetime as i64);
-        Ok(AccessToken::new(Secret::new(format!("token-{number}")), expires_on))
+        let expires_on =
+            OffsetDateTime::now_utc() + azure_core::time::Duration::seconds(lifetime as i64);
+        Ok(AccessToken::new(
+            Secret::new(format!("token-{number}")),
+            expires_on,
+        ))
     }
 }
 
 fn source(lifetime_seconds: u64, delay_ms: u64) -> Arc<FakeSource> {
     let source = FakeSource::default();
-    source.lifetime_seconds.store(lifetime_seconds, Ordering::SeqCst);
+    source
+        .lifetime_seconds
+        .store(lifetime_seconds, Ordering::SeqCst);
     source.delay_ms.store(delay_ms, Ordering::SeqCst);
     Arc::new(source)
 }
@@ -60,12 +66,20 @@ fn settings() -> RefreshSettings {
 
 fn start(source: &Arc<FakeSource>) -> (TokenCache, CredentialMetrics) {
     let metrics = CredentialMetrics::register(&Registry::new()).unwrap();
-    let cache = TokenCache::start(Box::new(Arc::clone(source)), "scope".to_owned(), settings(), metrics.clone());
+    let cache = TokenCache::start(
+        Box::new(Arc::clone(source)),
+        "scope".to_owned(),
+        settings(),
+        metrics.clone(),
+    );
     (cache, metrics)
 }
 
 async fn header(cache: &TokenCache) -> String {
-    let signed = cache.authorization().await.unwrap_or_else(|error| panic!("{error}"));
+    let signed = cache
+        .authorization()
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
     signed.header.to_str().unwrap().to_owned()
 }
 
@@ -76,7 +90,10 @@ fn refresh_starts_at_80_percent_or_5_minutes_before_expiry() {
     assert_eq!(refresh_delay(minutes(20)), minutes(15));
     assert_eq!(refresh_delay(minutes(100)), minutes(80));
     // Short tokens keep half their lifetime as the margin, never refreshing at once.
-    assert_eq!(refresh_delay(Duration::from_secs(10)), Duration::from_secs(5));
+    assert_eq!(
+        refresh_delay(Duration::from_secs(10)),
+        Duration::from_secs(5)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -106,10 +123,18 @@ async fn slow_refresh_keeps_serving_the_current_token() {
     // The refresh starts at 30 s (half of a 60 s lifetime) and takes 10 s.
     source.delay_ms.store(10_000, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_secs(31)).await;
-    assert_eq!(source.fetches.load(Ordering::SeqCst), 2, "the refresh has started");
+    assert_eq!(
+        source.fetches.load(Ordering::SeqCst),
+        2,
+        "the refresh has started"
+    );
     let before = Instant::now();
     assert_eq!(header(&cache).await, aad_header("token-1"));
-    assert_eq!(Instant::now(), before, "the caller did not wait for the refresh");
+    assert_eq!(
+        Instant::now(),
+        before,
+        "the caller did not wait for the refresh"
+    );
 
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert_eq!(header(&cache).await, aad_header("token-2"));
@@ -125,9 +150,16 @@ async fn failing_refresh_errors_only_after_the_last_token_expires() {
     source.fail.store(true, Ordering::SeqCst);
     for _ in 0..8 {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        assert_eq!(header(&cache).await, aad_header("token-1"), "the token is still valid");
+        assert_eq!(
+            header(&cache).await,
+            aad_header("token-1"),
+            "the token is still valid"
+        );
     }
-    assert!(metrics.refresh_count(false) >= 2, "retries ran while the token was valid");
+    assert!(
+        metrics.refresh_count(false) >= 2,
+        "retries ran while the token was valid"
+    );
 
     tokio::time::sleep(Duration::from_secs(3)).await;
     let error = cache.authorization().await.unwrap_err().to_string();
