@@ -5,10 +5,9 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use prometheus::{
-    CounterVec, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
+    CounterVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry,
 };
 
@@ -156,55 +155,6 @@ impl RequestMetrics {
     }
 }
 
-/// Policy reload outcomes.
-#[derive(Clone, Debug)]
-pub struct PolicyMetrics {
-    reloads: IntCounterVec,
-    last_success: Gauge,
-}
-
-impl PolicyMetrics {
-    pub fn register(registry: &Registry) -> prometheus::Result<PolicyMetrics> {
-        let reloads = IntCounterVec::new(
-            Opts::new(
-                "cosmoguard_policy_reloads_total",
-                "Policy reloads, by result: success, or failure when the new policy was \
-                 invalid and the previous one was kept.",
-            ),
-            &["result"],
-        )?;
-        let last_success = Gauge::new(
-            "cosmoguard_policy_last_reload_success_timestamp_seconds",
-            "Unix time of the last successful policy load (the start counts as one).",
-        )?;
-        registry.register(Box::new(reloads.clone()))?;
-        registry.register(Box::new(last_success.clone()))?;
-        for result in ["success", "failure"] {
-            reloads.with_label_values(&[result]);
-        }
-        last_success.set(unix_seconds());
-        Ok(PolicyMetrics {
-            reloads,
-            last_success,
-        })
-    }
-
-    /// Records one reload attempt.
-    pub fn reloaded(&self, ok: bool) {
-        let result = if ok { "success" } else { "failure" };
-        self.reloads.with_label_values(&[result]).inc();
-        if ok {
-            self.last_success.set(unix_seconds());
-        }
-    }
-}
-
-fn unix_seconds() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |elapsed| elapsed.as_secs_f64())
-}
-
 /// Registers `cosmoguard_build_info`, a constant 1 labelled with the version.
 pub fn register_build_info(registry: &Registry) -> prometheus::Result<()> {
     let info = IntGaugeVec::new(
@@ -267,24 +217,5 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("carts"));
-    }
-
-    #[test]
-    fn policy_reloads_counted_by_result() {
-        let registry = Registry::new();
-        let metrics = PolicyMetrics::register(&registry).unwrap();
-        metrics.reloaded(true);
-        metrics.reloaded(false);
-        metrics.reloaded(false);
-        let text = render(&registry);
-        assert!(
-            text.contains(r#"cosmoguard_policy_reloads_total{result="success"} 1"#),
-            "{text}"
-        );
-        assert!(
-            text.contains(r#"cosmoguard_policy_reloads_total{result="failure"} 2"#),
-            "{text}"
-        );
-        assert!(text.contains("cosmoguard_policy_last_reload_success_timestamp_seconds"));
     }
 }
