@@ -17,24 +17,23 @@ run_step() {
     local started=$SECONDS
     if "$@"; then
         step_results+=("ok      $name ($((SECONDS - started)) s)")
-    else
-        step_results+=("FAILED  $name ($((SECONDS - started)) s)")
-        failed=1
+        return 0
     fi
+    step_results+=("FAILED  $name ($((SECONDS - started)) s)")
+    failed=1
+    return 1
 }
 
-run_step "install test dependencies" bash tests/install.sh
-run_step "cargo fmt --check" cargo fmt --all --check
-if ((failed == 0)); then
-    run_step "cargo build --workspace" cargo build --workspace --locked
-fi
-if ((failed == 0)); then
-    # Lints, unit tests and the end-to-end tests run even when one of them fails, so one
-    # run shows every failure.
-    run_step "cargo clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
-    run_step "cargo test --workspace" cargo test --workspace --locked
-    run_step "deploy manifests and configs" env COSMOGUARD_BIN="$repo_dir/target/debug/cosmoguard" bash deploy/validate.sh
-    run_step "end-to-end tests (pytest)" tests/.venv/bin/pytest tests/ -q -rfEs "$@"
+# A formatting or lint failure does not stop the build and tests, so one run shows every
+# failure; a failed install or build does, because nothing after it could run.
+if run_step "install test dependencies" bash tests/install.sh; then
+    run_step "cargo fmt --check" cargo fmt --all --check
+    if run_step "cargo build --workspace" cargo build --workspace --locked; then
+        run_step "cargo clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
+        run_step "cargo test --workspace" cargo test --workspace --locked
+        run_step "deploy manifests and configs" env COSMOGUARD_BIN="$repo_dir/target/debug/cosmoguard" bash deploy/validate.sh
+        run_step "end-to-end tests (pytest)" tests/.venv/bin/pytest tests/ -q -rfEs "$@"
+    fi
 fi
 
 printf '\n==> summary\n'

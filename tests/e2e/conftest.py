@@ -50,10 +50,11 @@ def start_test_proxy(
     issuer: str,
     policy_file: Path = TEST_POLICY,
     key: str = EMULATOR_KEY,
+    issuer_settings: str = "",
 ) -> stack.Proxy:
     require_binary()
     config_path, public_url, admin_url = stack.write_proxy_config(
-        run_dir / name, certs, upstream_url, issuer, policy_file, key=key
+        run_dir / name, certs, upstream_url, issuer, policy_file, key=key, issuer_settings=issuer_settings
     )
     return stack.start_proxy(processes, config_path, public_url, admin_url, name=name)
 

@@ -21,7 +21,8 @@ const usage = `Usage: oidc_provider.mjs --port PORT --control-port PORT [--host 
 
   --port PORT          port of the OpenID Connect provider (discovery, /jwks, /token)
   --control-port PORT  port of the token-minting control listener
-  --host ADDR          loopback address for both listeners (default 127.0.0.1)`;
+  --host ADDR          loopback address for both listeners (default 127.0.0.1)
+  --kid-suffix TEXT    appended to every key id, so a restart with another suffix rotates the keys`;
 
 function fail(message) {
   console.error(`oidc_provider: ${message}\n\n${usage}`);
@@ -34,6 +35,7 @@ try {
     options: {
       port: { type: "string" },
       "control-port": { type: "string" },
+      "kid-suffix": { type: "string", default: "" },
       host: { type: "string", default: "127.0.0.1" },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -59,7 +61,7 @@ if (!/^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|localhost)$/.test(options.host)) {
   fail(`--host must be a loopback address, got ${options.host}`);
 }
 
-const KEY_IDS = { RS256: "test-rs256", ES256: "test-es256" };
+const KEY_IDS = { RS256: `test-rs256${options["kid-suffix"]}`, ES256: `test-es256${options["kid-suffix"]}` };
 
 const provider = new OAuth2Server();
 await provider.issuer.keys.generate("RS256", { kid: KEY_IDS.RS256 });

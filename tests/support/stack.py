@@ -113,10 +113,17 @@ def start_cosmosdb_server(manager: ProcessManager, certs: CertificateSet | None,
     return CosmosServer(url=f"{scheme}://127.0.0.1:{port}", process=process)
 
 
-def start_oidc_provider(manager: ProcessManager, name: str = "oidc-provider") -> OidcProvider:
-    """Start oauth2-mock-server on 127.0.0.1 with its control listener."""
-    port = free_port()
-    control_port = free_port()
+def start_oidc_provider(
+    manager: ProcessManager,
+    name: str = "oidc-provider",
+    port: int | None = None,
+    control_port: int | None = None,
+    kid_suffix: str = "",
+) -> OidcProvider:
+    """Start oauth2-mock-server on 127.0.0.1 with its control listener. Restarting on the
+    same ports with another `kid_suffix` is a key rotation: same issuer, new keys."""
+    port = port or free_port()
+    control_port = control_port or free_port()
     argv = [
         "node",
         str(SUPPORT_DIR / "oidc_provider.mjs"),
@@ -126,6 +133,7 @@ def start_oidc_provider(manager: ProcessManager, name: str = "oidc-provider") ->
         str(port),
         "--control-port",
         str(control_port),
+        f"--kid-suffix={kid_suffix}",
     ]
     control_url = f"http://127.0.0.1:{control_port}"
     process = manager.start(name, argv, ready=lambda: http_status(f"{control_url}/healthz") == 200, cwd=TESTS_DIR)
@@ -187,6 +195,7 @@ def write_proxy_config(
     policy_file: Path,
     audiences: list[str] | None = None,
     key: str = EMULATOR_KEY,
+    issuer_settings: str = "",
 ) -> tuple[Path, str, str]:
     """Write a cosmoguard.toml and the account key into `directory`.
 
@@ -227,6 +236,7 @@ key_file = "account.key"
 [[issuers]]
 issuer = {_toml_string(issuer)}
 audiences = {json.dumps(audiences)}
+{issuer_settings}
 
 [policy]
 file = {_toml_string(str(policy_file))}
