@@ -40,8 +40,13 @@ def test_metrics_pass_promtool(proxy, certs, token_for):
     assert checked.returncode == 0, f"promtool check metrics failed:\n{checked.stdout}{checked.stderr}"
 
 
-def test_prometheus_scrapes_metrics(proxy, processes, run_dir):
-    """A real Prometheus server scrapes the admin listener."""
+def test_prometheus_scrapes_metrics(proxy, processes, run_dir, certs, token_for):
+    """A real Prometheus server scrapes the admin listener, and `promtool query instant`
+    reads the proxy's request counters from it."""
+    allowed = request(proxy.url, certs.ca_file, "GET", "/", token=token_for("orders-app"))
+    assert allowed.status == 200, allowed.body
+    denied = request(proxy.url, certs.ca_file, "GET", "/dbs/shop", token=token_for("nobody-granted"))
+    assert denied.status == 403, denied.body
     prometheus = shutil.which("prometheus")
     if prometheus is None:
         pytest.fail("prometheus is missing; run tests/install.sh")
@@ -82,5 +87,19 @@ def test_prometheus_scrapes_metrics(proxy, processes, run_dir):
                     break
             time.sleep(0.5)
         assert value == "1", f"Prometheus reports up={value} for the admin listener"
+
+        promtool = shutil.which("promtool")
+        assert promtool, "promtool is missing; run tests/install.sh"
+        for expression in (
+            'sum(cosmoguard_requests_total{operation="read_account",decision="allow"})',
+            'sum(cosmoguard_requests_total{decision="deny",status_class="4xx"})',
+        ):
+            queried = subprocess.run(
+                [promtool, "query", "instant", base, expression], capture_output=True, text=True, timeout=30
+            )
+            assert queried.returncode == 0, queried.stderr
+            # promtool prints one line per series: `{labels} => VALUE @[TIMESTAMP]`.
+            values = [float(line.split("=>")[1].split("@")[0]) for line in queried.stdout.splitlines() if "=>" in line]
+            assert values and values[0] >= 1, f"{expression}: {queried.stdout!r}"
     finally:
         processes.stop(server)
