@@ -138,10 +138,12 @@ start_process oidc-provider node "$tests_dir/support/oidc_provider.mjs" \
 wait_for_http oidc-provider "http://127.0.0.1:$mint_port/healthz"
 
 # The operator creates the database and container once, with the account key.
-log "creating the shop database and orders container on cosmosdb-server"
+log "creating the shop database and its orders and tenants containers on cosmosdb-server"
 seed='[{"op": "create_database", "database": "shop", "if_not_exists": true},
        {"op": "create_container", "database": "shop", "container": "orders",
-        "partition_key_path": "/customerId", "if_not_exists": true}]'
+        "partition_key_path": "/customerId", "if_not_exists": true},
+       {"op": "create_container", "database": "shop", "container": "tenants",
+        "partition_key_path": "/tenantId", "if_not_exists": true}]'
 # The Python SDK never verifies TLS for 127.0.0.1 and warns about it on every request.
 seed_results="$(cd "$tests_dir" && printf '%s' "$seed" | PYTHONWARNINGS=ignore "$python" -m clients.cosmos_py \
     --endpoint "https://127.0.0.1:$cosmos_port" --ca-file "$work_dir/pki/ca.pem" --key "$account_key")"

@@ -19,6 +19,10 @@ from support.stack import OidcProvider
 
 AUDIENCE = "api://cosmoguard"
 ORDERS = {"database": "shop", "container": "orders"}
+TENANTS = {"database": "shop", "container": "tenants"}
+# The tenant application's token carries this tenant id; the policy confines it to the
+# partition key equal to its `tid` claim.
+TENANT_ID = "contoso"
 
 
 def scenario(run_id: str) -> list[tuple[str, str, dict, bool]]:
@@ -45,6 +49,20 @@ def scenario(run_id: str) -> list[tuple[str, str, dict, bool]]:
         ("python", "reporting", {"op": "upsert_item", **ORDERS, "item": {**first, "total": 0}}, False),
         ("node", "support-agent", {"op": "query_items", **ORDERS, **by_customer}, True),
         ("node", "support-agent", {"op": "upsert_item", **ORDERS, "item": {**second, "total": 0}}, False),
+        ("python", "tenant-app", {"op": "upsert_item", **TENANTS, "item": {"id": f"settings-{run_id}", "tenantId": TENANT_ID, "plan": "gold"}}, True),
+        (
+            "python",
+            "tenant-app",
+            {
+                "op": "query_items",
+                **TENANTS,
+                "query": "SELECT * FROM c WHERE c.tenantId = @tenant",
+                "parameters": [{"name": "@tenant", "value": TENANT_ID}],
+                "partition_key": TENANT_ID,
+            },
+            True,
+        ),
+        ("node", "tenant-app", {"op": "upsert_item", **TENANTS, "item": {"id": f"settings-{run_id}", "tenantId": "fabrikam", "plan": "free"}}, False),
     ]
 
 
@@ -74,6 +92,7 @@ def main() -> int:
         subject: provider.mint({"sub": subject, "aud": AUDIENCE, "name": subject})
         for subject in ("orders-app", "reporting", "support-agent")
     }
+    tokens["tenant-app"] = provider.mint({"sub": "tenant-app", "aud": AUDIENCE, "name": "tenant-app", "tid": TENANT_ID})
 
     rows = []
     unexpected = 0
