@@ -110,7 +110,7 @@ pub fn format_time(time: SystemTime) -> String {
     humantime::format_rfc3339_millis(time).to_string()
 }
 
-/// Where audit records go.
+/// The destination of audit records: a file or standard output.
 #[derive(Debug)]
 pub struct AuditSink {
     sender: Option<SyncSender<String>>,
@@ -178,7 +178,7 @@ impl AuditSink {
         }
     }
 
-    /// The number of records written so far.
+    /// Returns the number of records written so far.
     pub fn written(&self) -> u64 {
         self.written.get()
     }

@@ -64,7 +64,7 @@ impl PolicyStore {
         Ok(store)
     }
 
-    /// The policy in force, for the request pipeline.
+    /// Returns the policy in force, for the request pipeline.
     pub fn current(&self) -> Arc<ArcSwap<Policy>> {
         Arc::clone(&self.current)
     }

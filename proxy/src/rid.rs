@@ -200,7 +200,7 @@ impl RidMap {
     }
 }
 
-/// What a response body reports RIDs of.
+/// The kind of response body that RIDs are learnt from.
 #[derive(Debug)]
 enum Source {
     Database,

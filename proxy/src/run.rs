@@ -27,7 +27,7 @@ use crate::upstream::{Credential, CredentialOptions, Upstream};
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
 /// How long startup waits for the issuers' keys before serving anyway. Until keys
-/// arrive, `/readyz` fails and token checks answer 503.
+/// arrive, `/readyz` fails and token checks return 503.
 const READY_WAIT: Duration = Duration::from_secs(10);
 
 /// Runs the proxy until a shutdown signal.

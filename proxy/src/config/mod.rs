@@ -203,7 +203,7 @@ impl CredentialKind {
     }
 }
 
-/// Where the policy comes from.
+/// The policy source.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
@@ -293,7 +293,7 @@ pub struct DangerousConfig {
     pub plain_http_upstream: bool,
 }
 
-/// What a configuration check covers.
+/// The scope of a configuration check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CheckOptions {
     /// Report files the configuration names that do not exist on this machine. Off for
@@ -346,7 +346,7 @@ impl Config {
         self.base_dir.join(path)
     }
 
-    /// The URL the account read advertises to SDKs.
+    /// Returns the URL the account read advertises to SDKs.
     pub fn public_url(&self) -> Url {
         if let Some(url) = &self.listener.public_url {
             return url.get_ref().clone();
@@ -361,7 +361,7 @@ impl Config {
         Url::parse(&text).unwrap_or_else(|_| unreachable!("{text} is a valid URL"))
     }
 
-    /// The policy file, resolved.
+    /// Returns the policy file path, resolved against the configuration directory.
     pub fn policy_path(&self) -> PathBuf {
         self.resolve(self.policy.file.get_ref())
     }

@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use crate::identity::Authenticator;
 use crate::upstream::CredentialReadiness;
 
-/// What the admin endpoints report on.
+/// The state the admin endpoints report on.
 #[derive(Clone, Debug)]
 pub struct AdminState {
     pub registry: Registry,
