@@ -84,7 +84,7 @@ def audit_start(proxy: stack.Proxy) -> int:
 @pytest.fixture
 def double_start(double: stack.CosmosDouble) -> int:
     """Index of the first double record written by the current test."""
-    return len(double.records())
+    return double.settled_count()
 
 
 @pytest.fixture

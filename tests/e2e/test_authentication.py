@@ -59,7 +59,7 @@ def test_missing_token(proxy, certs, double, audit_start, double_start):
 def test_invalid_tokens(proxy, certs, oidc, double):
     for case, (token, reason) in bad_tokens(oidc).items():
         audit_start = len(proxy.audit_lines())
-        double_start = len(double.records())
+        double_start = double.settled_count()
         response = request(proxy.url, certs.ca_file, "GET", ITEM_PATH, token=token)
 
         assert_unauthenticated(response, case)

@@ -118,7 +118,7 @@ class Watch:
         self.proxy = proxy
         self.double = double
         self.audit_start = len(proxy.audit_lines())
-        self.double_start = len(double.records())
+        self.double_start = double.settled_count()
 
     def forwarded(self) -> list[dict]:
         """Return the double's records written since the watch started."""

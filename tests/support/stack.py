@@ -7,6 +7,7 @@ import json
 import os
 import ssl
 import sys
+import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +77,20 @@ class CosmosDouble:
 
     def records(self) -> list[dict]:
         return read_records(self.record_path)
+
+    def settled_count(self, quiet: float = 0.25, timeout: float = 3.0) -> int:
+        """Return the number of records once it has not changed for `quiet` seconds. The
+        double writes a record after it has sent the response, so the last request of an
+        earlier test can still be recorded after that test finished."""
+        deadline = time.monotonic() + timeout
+        count = len(self.records())
+        while time.monotonic() < deadline:
+            time.sleep(quiet)
+            current = len(self.records())
+            if current == count:
+                return count
+            count = current
+        return count
 
 
 @dataclass
