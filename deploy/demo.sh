@@ -4,7 +4,7 @@
 #   2. generate a throwaway CA and certificates into a temporary directory;
 #   3. start cosmosdb-server (a Cosmos DB stand-in), oauth2-mock-server (an OpenID Connect
 #      provider) and the proxy with deploy/demo/cosmoguard.toml and deploy/demo/policy.toml;
-#   4. run the Python and Node SDKs through the proxy as three identities, and print what
+#   4. run the Python and Node SDKs through the proxy as four identities, and print what
 #      was allowed and denied and the proxy's audit lines.
 # Every process it starts is stopped by PID when it exits, also on failure. The temporary
 # directory (logs, audit file, configuration) is kept when the demo fails.
@@ -103,7 +103,7 @@ PYTHON
 log "installing test dependencies"
 bash "$tests_dir/install.sh"
 
-cosmoguard="${COSMOGUARD_BIN:-$repo_dir/target/debug/cosmoguard}"
+cosmoguard="${COSMOGUARD_BIN:-${CARGO_TARGET_DIR:-$repo_dir/target}/debug/cosmoguard}"
 if [[ -z ${COSMOGUARD_BIN:-} ]]; then
     log "building the proxy"
     (cd "$repo_dir" && cargo build -p cosmoguard)

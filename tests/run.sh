@@ -31,7 +31,7 @@ if run_step "install test dependencies" bash tests/install.sh; then
     if run_step "cargo build --workspace" cargo build --workspace --locked; then
         run_step "cargo clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
         run_step "cargo test --workspace" cargo test --workspace --locked
-        run_step "deploy manifests and configs" env COSMOGUARD_BIN="$repo_dir/target/debug/cosmoguard" bash deploy/validate.sh
+        run_step "deploy manifests and configs" env COSMOGUARD_BIN="${COSMOGUARD_BIN:-${CARGO_TARGET_DIR:-$repo_dir/target}/debug/cosmoguard}" bash deploy/validate.sh
         run_step "end-to-end tests (pytest)" tests/.venv/bin/pytest tests/ -q -rfEs "$@"
     fi
 fi

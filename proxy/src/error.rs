@@ -36,6 +36,8 @@ pub enum ProxyError {
     BodyTooLarge { max: usize },
     #[error("the request body could not be read: {0}")]
     BodyRead(String),
+    #[error("the request body did not arrive within {0:?}")]
+    BodyTimeout(std::time::Duration),
     #[error("{operation} on {resource} is not allowed")]
     Denied { operation: String, resource: String },
     #[error("resource id {rid} is not known, so no policy can be applied to it")]
@@ -58,6 +60,7 @@ impl ProxyError {
             }
             ProxyError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ProxyError::Invalid(_) | ProxyError::BodyRead(_) => StatusCode::BAD_REQUEST,
+            ProxyError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ProxyError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::Denied { .. } | ProxyError::UnresolvedRid { .. } => StatusCode::FORBIDDEN,
@@ -77,6 +80,7 @@ impl ProxyError {
             | ProxyError::HeadersTooLarge { .. }
             | ProxyError::BodyTooLarge { .. }
             | ProxyError::BodyRead(_)
+            | ProxyError::BodyTimeout(_)
             | ProxyError::Denied { .. }
             | ProxyError::UnresolvedRid { .. } => Fault::Client,
             ProxyError::Credential(_) => Fault::Proxy,
@@ -98,7 +102,8 @@ impl ProxyError {
             ProxyError::Invalid(_)
             | ProxyError::HeadersTooLarge { .. }
             | ProxyError::BodyTooLarge { .. }
-            | ProxyError::BodyRead(_) => "invalid",
+            | ProxyError::BodyRead(_)
+            | ProxyError::BodyTimeout(_) => "invalid",
             ProxyError::Denied { .. } | ProxyError::UnresolvedRid { .. } => "deny",
             ProxyError::Credential(_)
             | ProxyError::UpstreamUnavailable(_)
@@ -115,6 +120,7 @@ impl ProxyError {
             ProxyError::HeadersTooLarge { .. } => "headers_too_large",
             ProxyError::BodyTooLarge { .. } => "body_too_large",
             ProxyError::BodyRead(_) => "body_read_failed",
+            ProxyError::BodyTimeout(_) => "body_read_timeout",
             ProxyError::Denied { .. } => "policy_denied",
             ProxyError::UnresolvedRid { .. } => "unresolved_resource_id",
             ProxyError::Credential(_) => "credential_unavailable",
@@ -129,6 +135,7 @@ impl ProxyError {
             StatusCode::UNAUTHORIZED => "Unauthorized",
             StatusCode::FORBIDDEN => "Forbidden",
             StatusCode::BAD_REQUEST => "BadRequest",
+            StatusCode::REQUEST_TIMEOUT => "RequestTimeout",
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "RequestHeaderFieldsTooLarge",
             StatusCode::PAYLOAD_TOO_LARGE => "RequestEntityTooLarge",
             StatusCode::SERVICE_UNAVAILABLE => "ServiceUnavailable",

@@ -3,9 +3,13 @@
 //! `/dbs/{db RID}/colls/{container RID}/pkranges`).
 //!
 //! Policies are written with names, so a RID-addressed request is decided on the names
-//! its RIDs stand for. The map is learnt from the `_rid` and `id` fields of database and
-//! container responses that pass through the proxy. A RID the proxy has not seen is
-//! denied, never passed: SDKs read a container by name before they address it by RID.
+//! its RIDs stand for. The map is learnt from the `_rid` and `id` fields of responses
+//! the account generates about databases and containers: a read, create or replace of
+//! the named resource (whose `id` must match the name the request used) and a list
+//! feed. Query results are never learnt from, because a query can project any value
+//! under any name. A container RID must also belong to the database RID in the path:
+//! its first 4 bytes are the database's RID. A RID the proxy has not seen is denied,
+//! never passed: SDKs read a container by name before they address it by RID.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -79,12 +83,19 @@ impl RidMap {
         };
         let (database, container) = match &address.container {
             Some(container_rid) => {
+                let unknown = || UnknownRid {
+                    rid: container_rid.clone(),
+                };
+                if !belongs_to(container_rid, &address.database) {
+                    return Err(unknown());
+                }
                 let (database, container) =
-                    self.containers
-                        .get(container_rid)
-                        .ok_or_else(|| UnknownRid {
-                            rid: container_rid.clone(),
-                        })?;
+                    self.containers.get(container_rid).ok_or_else(unknown)?;
+                if let Some(known) = self.databases.get(&address.database)
+                    && known != database
+                {
+                    return Err(unknown());
+                }
                 (database, Some(container))
             }
             None => {
@@ -136,33 +147,33 @@ impl RidMap {
         if !status.is_success() || classified.rid.is_some() {
             return None;
         }
-        let feed = matches!(
-            request.operation.kind,
-            OperationKind::ReadFeed | OperationKind::Query
-        );
+        let feed = request.operation.kind == OperationKind::ReadFeed;
         let single = matches!(
             request.operation.kind,
             OperationKind::Read | OperationKind::Create | OperationKind::Replace
         );
         match request.operation.resource_type {
             ResourceType::Database if feed => Some(Source::DatabaseFeed),
-            ResourceType::Database if single => Some(Source::Database),
-            ResourceType::Container if feed || single => {
-                let database = request.database.clone()?;
-                Some(if feed {
-                    Source::ContainerFeed { database }
-                } else {
-                    Source::Container { database }
-                })
-            }
+            ResourceType::Database if single => Some(Source::Database {
+                name: request.database.clone()?,
+            }),
+            ResourceType::Container if feed => Some(Source::ContainerFeed {
+                database: request.database.clone()?,
+            }),
+            ResourceType::Container if single => Some(Source::Container {
+                database: request.database.clone()?,
+                name: request.container.clone()?,
+            }),
             _ => None,
         }
     }
 
     fn learn(&self, source: Source, body: &[u8]) {
         match source {
-            Source::Database => {
-                if let Ok(database) = serde_json::from_slice::<Resource>(body) {
+            Source::Database { name } => {
+                if let Ok(database) = serde_json::from_slice::<Resource>(body)
+                    && database.id == name
+                {
                     self.insert_database(database);
                 }
             }
@@ -173,8 +184,10 @@ impl RidMap {
                         .for_each(|database| self.insert_database(database));
                 }
             }
-            Source::Container { database } => {
-                if let Ok(container) = serde_json::from_slice::<Resource>(body) {
+            Source::Container { database, name } => {
+                if let Ok(container) = serde_json::from_slice::<Resource>(body)
+                    && container.id == name
+                {
                     self.insert_container(&database, container);
                 }
             }
@@ -203,10 +216,28 @@ impl RidMap {
 /// The kind of response body that RIDs are learnt from.
 #[derive(Debug)]
 enum Source {
-    Database,
+    Database { name: String },
     DatabaseFeed,
-    Container { database: String },
+    Container { database: String, name: String },
     ContainerFeed { database: String },
+}
+
+/// Whether a container RID belongs to a database RID: its first 4 bytes are the
+/// database's RID. RIDs are base64 with `-` in place of `/`.
+fn belongs_to(container_rid: &str, database_rid: &str) -> bool {
+    match (decode_rid(container_rid), decode_rid(database_rid)) {
+        (Some(container), Some(database)) => {
+            container.len() == 8 && database.len() == 4 && container[..4] == database[..]
+        }
+        _ => false,
+    }
+}
+
+fn decode_rid(rid: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(rid.replace('-', "/"))
+        .ok()
 }
 
 /// A body that streams through unchanged while keeping a bounded copy to learn from.
@@ -216,6 +247,17 @@ struct LearningBody {
     overflowed: bool,
     source: Option<Source>,
     map: RidMap,
+}
+
+impl LearningBody {
+    fn finish_learning(&mut self) {
+        if let Some(source) = self.source.take()
+            && !self.overflowed
+        {
+            let buffer = std::mem::take(&mut self.buffer);
+            self.map.learn(source, &buffer);
+        }
+    }
 }
 
 impl Body for LearningBody {
@@ -237,15 +279,13 @@ impl Body for LearningBody {
                         self.buffer.extend_from_slice(data);
                     }
                 }
-            }
-            Poll::Ready(None) => {
-                if let Some(source) = self.source.take()
-                    && !self.overflowed
-                {
-                    let buffer = std::mem::take(&mut self.buffer);
-                    self.map.learn(source, &buffer);
+                // A body of known length ends with its last data frame: the server does
+                // not poll again, so the end is detected here.
+                if self.inner.is_end_stream() {
+                    self.finish_learning();
                 }
             }
+            Poll::Ready(None) => self.finish_learning(),
             _ => {}
         }
         polled
@@ -287,50 +327,80 @@ mod tests {
     async fn learns_container_rid_and_resolves_pkranges() {
         let map = RidMap::default();
         let read = classified(Method::GET, "/dbs/shop/colls/orders");
-        let body = r#"{"id":"orders","_rid":"AbCdEf-Hij8=","partitionKey":{}}"#;
+        let body = r#"{"id":"orders","_rid":"rnYYAMU-+yE=","partitionKey":{}}"#;
         assert_eq!(pass_through(&map, &read, body).await, body);
 
-        let mut by_rid = classified(Method::GET, "/dbs/AbCdEf==/colls/AbCdEf-Hij8=/pkranges");
+        let mut by_rid = classified(Method::GET, "/dbs/rnYYAA==/colls/rnYYAMU-+yE=/pkranges");
         map.resolve(&mut by_rid).unwrap();
         assert_eq!(by_rid.request.database.as_deref(), Some("shop"));
         assert_eq!(by_rid.request.container.as_deref(), Some("orders"));
         assert_eq!(by_rid.request.resource_link, "dbs/shop/colls/orders");
-        assert_eq!(by_rid.signing_resource_link, "abcdef-hij8=");
+        assert_eq!(by_rid.signing_resource_link, "rnyyamu-+ye=");
     }
 
     #[tokio::test]
     async fn learns_databases_from_feed() {
         let map = RidMap::default();
         let feed = classified(Method::GET, "/dbs");
-        let body = r#"{"_rid":"","Databases":[{"id":"shop","_rid":"AbCdEf=="},{"id":"hr","_rid":"XyZxYz=="}]}"#;
+        let body = r#"{"_rid":"","Databases":[{"id":"shop","_rid":"rnYYAA=="},{"id":"hr","_rid":"ESIzAA=="}]}"#;
         pass_through(&map, &feed, body).await;
 
-        let mut by_rid = classified(Method::GET, "/dbs/XyZxYz==");
+        let mut by_rid = classified(Method::GET, "/dbs/ESIzAA==");
         map.resolve(&mut by_rid).unwrap();
         assert_eq!(by_rid.request.database.as_deref(), Some("hr"));
         assert_eq!(by_rid.request.resource_link, "dbs/hr");
     }
 
+    #[tokio::test]
+    async fn query_results_teach_nothing() {
+        let map = RidMap::default();
+        let mut query = classified(Method::POST, "/dbs/shop/colls");
+        query.request.operation.kind = OperationKind::Query;
+        let body = r#"{"DocumentCollections":[{"id":"orders","_rid":"rnYYAMU-+yE="}]}"#;
+        pass_through(&map, &query, body).await;
+        let mut by_rid = classified(Method::GET, "/dbs/rnYYAA==/colls/rnYYAMU-+yE=/pkranges");
+        assert!(map.resolve(&mut by_rid).is_err());
+    }
+
+    #[tokio::test]
+    async fn single_response_must_name_the_requested_resource() {
+        let map = RidMap::default();
+        let read = classified(Method::GET, "/dbs/shop/colls/orders");
+        pass_through(&map, &read, r#"{"id":"secrets","_rid":"rnYYAMU-+yE="}"#).await;
+        let mut by_rid = classified(Method::GET, "/dbs/rnYYAA==/colls/rnYYAMU-+yE=/pkranges");
+        assert!(map.resolve(&mut by_rid).is_err());
+    }
+
+    #[tokio::test]
+    async fn container_rid_must_belong_to_the_database_rid() {
+        let map = RidMap::default();
+        let read = classified(Method::GET, "/dbs/shop/colls/orders");
+        pass_through(&map, &read, r#"{"id":"orders","_rid":"rnYYAMU-+yE="}"#).await;
+        let mut wrong_database =
+            classified(Method::GET, "/dbs/ESIzAA==/colls/rnYYAMU-+yE=/pkranges");
+        assert!(map.resolve(&mut wrong_database).is_err());
+    }
+
     #[test]
     fn unknown_rid_is_an_error() {
         let map = RidMap::default();
-        let mut by_rid = classified(Method::GET, "/dbs/AbCdEf==/colls/AbCdEf-Hij8=/pkranges");
+        let mut by_rid = classified(Method::GET, "/dbs/rnYYAA==/colls/rnYYAMU-+yE=/pkranges");
         let error = map.resolve(&mut by_rid).unwrap_err();
-        assert_eq!(error.rid, "AbCdEf-Hij8=");
+        assert_eq!(error.rid, "rnYYAMU-+yE=");
     }
 
     #[tokio::test]
     async fn failed_responses_teach_nothing() {
         let map = RidMap::default();
         let read = classified(Method::GET, "/dbs/shop");
-        let body = Full::new(Bytes::from_static(br#"{"id":"shop","_rid":"AbCdEf=="}"#))
+        let body = Full::new(Bytes::from_static(br#"{"id":"shop","_rid":"rnYYAA=="}"#))
             .map_err(|never| match never {})
             .boxed();
         map.learn_from(&read, StatusCode::NOT_FOUND, body)
             .collect()
             .await
             .unwrap();
-        let mut by_rid = classified(Method::GET, "/dbs/AbCdEf==");
+        let mut by_rid = classified(Method::GET, "/dbs/rnYYAA==");
         assert!(map.resolve(&mut by_rid).is_err());
     }
 }

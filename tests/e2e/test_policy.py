@@ -3,11 +3,12 @@ identities, with the stand-in's data checked directly afterwards."""
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
 
-from support.proxy_client import subject_of, wait_for_audit
+from support.proxy_client import request, subject_of, wait_for_audit
 from support.sdk import run_client
 
 ORDERS = {"database": "shop", "container": "orders"}
@@ -168,3 +169,25 @@ def test_tenant_own_partition(proxy, certs, token_for, sdk, tenants, audit_start
     )
     assert cross, "no denied query audit line for the cross-partition query"
     assert cross[-1]["status"] == 403
+
+
+def test_query_content_type_cannot_create(proxy, certs, token_for, orders, audit_start):
+    """A POST the proxy decides as a query reaches the account as exactly that: a caller
+    allowed only to query cannot have a query-shaped request stored as an item, whatever
+    parameters it adds to the content type."""
+    item_id = f"smuggled-{uuid.uuid4().hex[:8]}"
+    body = json.dumps({"id": item_id, "customerId": "c-seed", "query": "SELECT * FROM c", "parameters": []})
+    headers = {
+        "content-type": "application/query+json; charset=utf-8",
+        "x-ms-documentdb-partitionkey": '["c-seed"]',
+    }
+    response = request(
+        proxy.url, certs.ca_file, "POST", "/dbs/shop/colls/orders/docs",
+        token=token_for("reporting"), headers=headers, body=body.encode(),
+    )
+
+    assert response.status != 201, response.body
+    line = audit_line(proxy, audit_start, "query_items", "dbs/shop/colls/orders", "reporting")
+    assert line["decision"] == "allow", line
+    stored = list(orders.query_items("SELECT * FROM c WHERE c.id = @id", parameters=[{"name": "@id", "value": item_id}], enable_cross_partition_query=True))
+    assert stored == []

@@ -27,7 +27,8 @@ def cosmoguard_binary() -> Path:
     configured = os.environ.get("COSMOGUARD_BIN")
     if configured:
         return Path(configured)
-    return REPO_DIR / "target" / "debug" / "cosmoguard"
+    target_dir = Path(os.environ.get("CARGO_TARGET_DIR") or REPO_DIR / "target")
+    return target_dir / "debug" / "cosmoguard"
 
 
 @dataclass

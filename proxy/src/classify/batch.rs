@@ -69,8 +69,31 @@ fn batch_operation(index: usize, raw: RawOperation) -> Result<BatchOperation, Cl
         .transpose()?;
     Ok(BatchOperation {
         kind,
-        item_id: raw.id.or(body_id),
+        item_id: operation_item_id(index, kind, raw.id, body_id)?,
         partition_key,
+    })
+}
+
+/// Returns the id of the item an operation acts on. A create or upsert writes the item
+/// its `resourceBody` names, and a replace addresses `id` but writes `resourceBody`, so
+/// an operation whose two ids differ is rejected: the policy would otherwise decide on
+/// one item while the account writes another.
+fn operation_item_id(
+    index: usize,
+    kind: OperationKind,
+    id: Option<String>,
+    body_id: Option<String>,
+) -> Result<Option<String>, ClassifyError> {
+    if let (Some(id), Some(body_id)) = (&id, &body_id)
+        && id != body_id
+    {
+        return Err(ClassifyError::InvalidBatch(format!(
+            "operation {index} names item {id:?} but its resourceBody is item {body_id:?}"
+        )));
+    }
+    Ok(match kind {
+        OperationKind::Create | OperationKind::Upsert => body_id.or(id),
+        _ => id.or(body_id),
     })
 }
 

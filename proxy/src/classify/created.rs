@@ -24,6 +24,41 @@ pub(super) fn names_resource_in_body(classified: &Classified) -> bool {
     ) && classified.rid.is_none()
 }
 
+/// Whether the request replaces a resource, whose body carries the id it writes.
+pub(super) fn replaces_resource(classified: &Classified) -> bool {
+    classified.request.operation.kind == OperationKind::Replace && classified.rid.is_none()
+}
+
+/// Checks that a replace body names the resource its path addresses, so the policy
+/// decides on the resource the account writes. A body without an id is left to the
+/// service, which rejects it.
+pub fn check_replaced_id(classified: &Classified, body: &[u8]) -> Result<(), ClassifyError> {
+    let created: CreatedResource = serde_json::from_slice(body)
+        .map_err(|error| ClassifyError::InvalidBody(format!("expected a JSON object: {error}")))?;
+    let body_id = match created.id {
+        Some(serde_json::Value::String(id)) => id,
+        Some(_) => {
+            return Err(ClassifyError::InvalidBody(
+                "the id is not a string".to_owned(),
+            ));
+        }
+        None => return Ok(()),
+    };
+    let request = &classified.request;
+    let path_id = match request.operation.resource_type {
+        ResourceType::Database => request.database.as_deref(),
+        ResourceType::Container => request.container.as_deref(),
+        _ => request.resource_id.as_deref(),
+    };
+    if path_id != Some(body_id.as_str()) {
+        return Err(ClassifyError::InvalidBody(format!(
+            "the body names {body_id:?} but the path addresses {:?}; a replace must name the resource it replaces",
+            path_id.unwrap_or("")
+        )));
+    }
+    Ok(())
+}
+
 /// Reads the `id` of a create or upsert body into the request, so the policy decides on
 /// the resource being made. The signing link stays the feed's, as the service expects.
 pub fn apply_created_id(classified: &mut Classified, body: &[u8]) -> Result<(), ClassifyError> {

@@ -20,7 +20,7 @@ use cosmoguard_policy::{Operation, OperationKind, Request, RequestProperties, Re
 use http::{HeaderMap, Method};
 
 pub use batch::{MAX_BATCH_BODY_BYTES, parse_batch};
-pub use created::{MAX_CREATE_BODY_BYTES, apply_created_id};
+pub use created::{MAX_CREATE_BODY_BYTES, apply_created_id, check_replaced_id};
 pub use path::{ResourcePath, RidAddress, parse_path};
 
 /// Errors from classifying a request. Every variant is the caller's fault (400).
@@ -51,7 +51,7 @@ pub enum ClassifyError {
         "the request has a query string; Cosmos DB REST requests carry their parameters in headers"
     )]
     QueryString,
-    #[error("the access token also appears in header {0}; send it only in Authorization")]
+    #[error("the access token also appears in {0}; send it only in the Authorization header")]
     TokenInOtherHeader(String),
     #[error("the request sets conflicting operation headers: {0}")]
     ConflictingHeaders(&'static str),
@@ -78,9 +78,12 @@ pub struct Classified {
 
 impl Classified {
     /// Whether the request body must be read to authorize the request: a batch's
-    /// operations, or the id of the resource a create or upsert makes.
+    /// operations, the id of the resource a create or upsert makes, or the id a replace
+    /// writes. Cosmos DB limits an item to 2 MB, so these bodies are small.
     pub fn needs_body(&self) -> bool {
-        self.request.operation.kind == OperationKind::Batch || created::names_resource_in_body(self)
+        self.request.operation.kind == OperationKind::Batch
+            || created::names_resource_in_body(self)
+            || created::replaces_resource(self)
     }
 }
 

@@ -598,5 +598,41 @@ fn reads_and_queries_need_no_body() {
             .unwrap()
             .needs_body()
     );
-    assert!(!classify_plain(Method::PUT, "/dbs/d/colls/c/docs/i").needs_body());
+    assert!(!classify_plain(Method::GET, "/dbs/d/colls/c/docs/i").needs_body());
+    assert!(!classify_plain(Method::DELETE, "/dbs/d/colls/c/docs/i").needs_body());
+}
+
+#[test]
+fn replace_body_must_name_the_addressed_resource() {
+    let item = classify_plain(Method::PUT, "/dbs/d/colls/c/docs/mallory-1");
+    assert!(item.needs_body());
+    assert!(check_replaced_id(&item, br#"{"id":"mallory-1","n":2}"#).is_ok());
+    let error = check_replaced_id(&item, br#"{"id":"victim-1"}"#).unwrap_err();
+    assert!(matches!(error, ClassifyError::InvalidBody(_)), "{error:?}");
+
+    let container = classify_plain(Method::PUT, "/dbs/d/colls/c");
+    assert!(check_replaced_id(&container, br#"{"id":"c","defaultTtl":60}"#).is_ok());
+    assert!(check_replaced_id(&container, br#"{"id":"other"}"#).is_err());
+}
+
+#[test]
+fn batch_operation_ids_must_agree() {
+    let upsert =
+        br#"[{"operationType": "Upsert", "id": "mallory-1", "resourceBody": {"id": "secret-1"}}]"#;
+    assert!(matches!(
+        parse_batch(upsert),
+        Err(ClassifyError::InvalidBatch(_))
+    ));
+    let replace =
+        br#"[{"operationType": "Replace", "id": "mallory-1", "resourceBody": {"id": "victim-9"}}]"#;
+    assert!(matches!(
+        parse_batch(replace),
+        Err(ClassifyError::InvalidBatch(_))
+    ));
+
+    let create = br#"[{"operationType": "Create", "resourceBody": {"id": "secret-1"}}]"#;
+    assert_eq!(
+        parse_batch(create).unwrap()[0].item_id.as_deref(),
+        Some("secret-1")
+    );
 }

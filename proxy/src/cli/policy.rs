@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
-use cosmoguard_policy::{Context, Effect, Explanation, Policy};
+use cosmoguard_policy::{Context, Effect, Explanation, OperationKind, Policy};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 use crate::classify;
@@ -96,7 +96,12 @@ fn check(file: &Path, deny_warnings: bool) -> anyhow::Result<()> {
         println!("{warning}");
     }
     if !report.errors.is_empty() {
-        bail!("{}: {} errors", file.display(), report.errors.len());
+        let count = report.errors.len();
+        bail!(
+            "{}: {count} {}",
+            file.display(),
+            if count == 1 { "error" } else { "errors" }
+        );
     }
     if deny_warnings && !report.warnings.is_empty() {
         bail!("{}: {} warnings", file.display(), report.warnings.len());
@@ -123,15 +128,19 @@ fn explain(arguments: &ExplainArgs) -> anyhow::Result<()> {
     let mut classified = classify::classify(&method, &path, &headers).map_err(|error| {
         anyhow::anyhow!("the proxy would reject this request with 400: {error}")
     })?;
-    if classified.needs_body() {
-        let Some(body) = &arguments.body else {
-            bail!("a batch request needs --body with the batch operations");
-        };
+    if let Some(body) = &arguments.body {
         let bytes =
             std::fs::read(body).with_context(|| format!("cannot read {}", body.display()))?;
-        classified.request.batch = classify::parse_batch(&bytes).map_err(|error| {
-            anyhow::anyhow!("the proxy would reject this batch with 400: {error}")
+        apply_body(&mut classified, &bytes).map_err(|error| {
+            anyhow::anyhow!("the proxy would reject this body with 400: {error}")
         })?;
+    } else if classified.request.operation.kind == OperationKind::Batch {
+        bail!("a batch request needs --body with the batch operations");
+    } else if classified.needs_body() {
+        eprintln!(
+            "note: without --body the decision is made on the feed; the proxy decides a create or \
+             upsert on the id in its body"
+        );
     }
     let context = Context {
         source_address: arguments.source_address,
@@ -146,12 +155,31 @@ fn explain(arguments: &ExplainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Reads a body into the classified request the way the proxy does.
+fn apply_body(
+    classified: &mut classify::Classified,
+    bytes: &[u8],
+) -> Result<(), classify::ClassifyError> {
+    match classified.request.operation.kind {
+        OperationKind::Batch => {
+            classified.request.batch = classify::parse_batch(bytes)?;
+            Ok(())
+        }
+        OperationKind::Replace => classify::check_replaced_id(classified, bytes),
+        OperationKind::Create | OperationKind::Upsert => {
+            classify::apply_created_id(classified, bytes)
+        }
+        _ => Ok(()),
+    }
+}
+
 fn parse_request_line(line: &str) -> anyhow::Result<(Method, String)> {
     let mut parts = line.split_whitespace();
     let (Some(method), Some(path), None) = (parts.next(), parts.next(), parts.next()) else {
         bail!("--request must be 'METHOD PATH', such as 'GET /dbs/shop', got {line:?}");
     };
-    let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+    // Methods are case-sensitive, as the proxy treats them: `get` is not `GET`.
+    let method = Method::from_bytes(method.as_bytes())
         .with_context(|| format!("{method:?} is not an HTTP method"))?;
     Ok((method, path.to_owned()))
 }

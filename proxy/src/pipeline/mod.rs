@@ -121,7 +121,7 @@ impl Proxy {
             .await
             .map_err(ProxyError::Unauthenticated)?;
         finish.note_principal(&principal);
-        reject_token_copies(&parts.headers)?;
+        reject_token_copies(&parts.headers, &parts.uri)?;
 
         let mut classified = classified.map_err(ProxyError::Invalid)?;
         self.rids
@@ -162,6 +162,7 @@ impl Proxy {
             None => take_body(body)?.map_err(BoxError::from).boxed(),
         };
 
+        pin_operation_headers(&mut parts.headers, &classified);
         let is_account_read = is_account_read(&classified);
         if is_account_read {
             // The rewrite needs the JSON as sent, not compressed.
@@ -208,7 +209,11 @@ impl Proxy {
             return Ok(full(bytes));
         }
         let bytes = read_limited(body, classify::MAX_CREATE_BODY_BYTES).await?;
-        classify::apply_created_id(classified, &bytes).map_err(ProxyError::Invalid)?;
+        if classified.request.operation.kind == OperationKind::Replace {
+            classify::check_replaced_id(classified, &bytes).map_err(ProxyError::Invalid)?;
+        } else {
+            classify::apply_created_id(classified, &bytes).map_err(ProxyError::Invalid)?;
+        }
         Ok(full(bytes))
     }
 
@@ -252,7 +257,7 @@ impl Proxy {
 /// `Authorization` (a cookie, `X-Forwarded-Access-Token`, ...), because the caller's token
 /// must never reach the account and every other header is forwarded. The token's
 /// signature segment is what is looked for: it is unique to the token and long.
-fn reject_token_copies(headers: &HeaderMap) -> Result<(), ProxyError> {
+fn reject_token_copies(headers: &HeaderMap, uri: &http::Uri) -> Result<(), ProxyError> {
     let Some(signature) = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
@@ -260,6 +265,11 @@ fn reject_token_copies(headers: &HeaderMap) -> Result<(), ProxyError> {
     else {
         return Ok(());
     };
+    if uri.to_string().contains(signature.as_str()) {
+        return Err(ProxyError::Invalid(
+            classify::ClassifyError::TokenInOtherHeader("the request path".to_owned()),
+        ));
+    }
     for (name, value) in headers {
         if name == http::header::AUTHORIZATION {
             continue;
@@ -271,7 +281,7 @@ fn reject_token_copies(headers: &HeaderMap) -> Result<(), ProxyError> {
                 .any(|window| window == signature.as_bytes())
         {
             return Err(ProxyError::Invalid(
-                classify::ClassifyError::TokenInOtherHeader(name.as_str().to_owned()),
+                classify::ClassifyError::TokenInOtherHeader(format!("header {name}")),
             ));
         }
     }
@@ -291,6 +301,20 @@ fn token_signature(authorization: &str) -> Option<String> {
     };
     let signature = token.trim().rsplit('.').next()?.to_owned();
     (signature.len() >= 16).then_some(signature)
+}
+
+/// Sets the headers that say what a POST is to exactly what the proxy decided on, so the
+/// account cannot read the request as another operation (a query content type with
+/// parameters, which one implementation reads as a query and another as a create).
+fn pin_operation_headers(headers: &mut HeaderMap, classified: &Classified) {
+    use http::header::{CONTENT_TYPE, HeaderValue};
+    if classified.request.operation.kind == OperationKind::Query {
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/query+json"),
+        );
+        headers.insert("x-ms-documentdb-isquery", HeaderValue::from_static("True"));
+    }
 }
 
 /// Takes the request body out of its slot; it is there until the request is forwarded.
@@ -326,8 +350,14 @@ fn check_header_size(headers: &HeaderMap, uri: &http::Uri, max: usize) -> Result
     Ok(())
 }
 
+/// The longest a body the decision depends on may take to arrive.
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 async fn read_limited(body: Incoming, max: usize) -> Result<Bytes, ProxyError> {
-    match Limited::new(body, max).collect().await {
+    let collected = tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, max).collect())
+        .await
+        .map_err(|_| ProxyError::BodyTimeout(BODY_READ_TIMEOUT))?;
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) if error.is::<http_body_util::LengthLimitError>() => {
             Err(ProxyError::BodyTooLarge { max })

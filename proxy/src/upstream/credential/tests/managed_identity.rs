@@ -90,8 +90,14 @@ async fn short_lived_tokens_refresh_ahead_under_concurrent_load() {
     // requests at the stand-in; the cause is not known. The property under test is that
     // 50 concurrent callers never make more than one request per refresh.
     let requests = stand_in.request_count() as u64;
-    assert!(requests <= refreshes, "at most one request per refresh: {requests} requests, {fields:?}");
-    assert!(requests >= 3, "tokens of about 4 s were fetched again over 7 s: {fields:?}");
+    assert!(
+        requests <= refreshes,
+        "at most one request per refresh: {requests} requests, {fields:?}"
+    );
+    assert!(
+        requests >= 3,
+        "tokens of about 4 s were fetched again over 7 s: {fields:?}"
+    );
     assert!(number(&fields, "distinct_tokens") >= requests, "{fields:?}");
     assert_eq!(number(&fields, "errors"), 0);
 
