@@ -44,9 +44,11 @@ pub(super) fn prepare_request_headers(headers: &mut HeaderMap, endpoint: &Url) {
     }
 }
 
-/// Prepares the account's response headers for the caller.
+/// Prepares the account's response headers for the caller. `Content-Location` names the
+/// account's own address, which callers of the proxy have no use for and should not learn.
 pub(super) fn prepare_response_headers(headers: &mut HeaderMap) {
     remove_hop_by_hop(headers);
+    headers.remove(header::CONTENT_LOCATION);
 }
 
 fn host_header(endpoint: &Url) -> Option<HeaderValue> {
@@ -108,8 +110,13 @@ mod tests {
         headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         headers.insert("x-ms-request-charge", HeaderValue::from_static("1.23"));
         headers.insert("x-ms-substatus", HeaderValue::from_static("1002"));
+        headers.insert(
+            header::CONTENT_LOCATION,
+            HeaderValue::from_static("https://10.0.0.5:8081/dbs/d"),
+        );
         prepare_response_headers(&mut headers);
         assert!(headers.get(header::CONNECTION).is_none());
+        assert!(headers.get(header::CONTENT_LOCATION).is_none());
         assert_eq!(headers.get("x-ms-request-charge").unwrap(), "1.23");
         assert_eq!(headers.get("x-ms-substatus").unwrap(), "1002");
     }
