@@ -23,14 +23,30 @@ fn bench_classify(c: &mut Criterion) {
     let none = headers(&[]);
     let mut group = c.benchmark_group("classify");
     group.bench_function("point_read", |b| {
-        b.iter(|| cosmoguard::classify::classify(&Method::GET, black_box("/dbs/bench/colls/items/docs/doc1"), &point_read))
+        b.iter(|| {
+            cosmoguard::classify::classify(
+                &Method::GET,
+                black_box("/dbs/bench/colls/items/docs/doc1"),
+                &point_read,
+            )
+        })
     });
     group.bench_function("query", |b| {
-        b.iter(|| cosmoguard::classify::classify(&Method::POST, black_box("/dbs/bench/colls/items/docs"), &query))
+        b.iter(|| {
+            cosmoguard::classify::classify(
+                &Method::POST,
+                black_box("/dbs/bench/colls/items/docs"),
+                &query,
+            )
+        })
     });
     group.bench_function("percent_encoded_id", |b| {
         b.iter(|| {
-            cosmoguard::classify::classify(&Method::GET, black_box("/dbs/bench/colls/items/docs/order%20%3D%3D%2042"), &point_read)
+            cosmoguard::classify::classify(
+                &Method::GET,
+                black_box("/dbs/bench/colls/items/docs/order%20%3D%3D%2042"),
+                &point_read,
+            )
         })
     });
     group.bench_function("account_read", |b| {

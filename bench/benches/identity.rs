@@ -17,7 +17,9 @@ const AUDIENCE: &str = "api://cosmoguard-bench";
 
 fn generate_key(algorithm: Algorithm, key_id: &str) -> SigningKey {
     let pair = match algorithm {
-        Algorithm::RS256 => rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048),
+        Algorithm::RS256 => {
+            rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+        }
         _ => rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
     }
     .unwrap_or_else(|error| panic!("key generation: {error}"));
@@ -27,7 +29,11 @@ fn generate_key(algorithm: Algorithm, key_id: &str) -> SigningKey {
 
 fn start_authenticator(issuer: &str, jwks_url: &str, cache_capacity: u64) -> Authenticator {
     let mut config = IssuerConfig::new(issuer, vec![AUDIENCE.to_owned()]);
-    config.jwks_url = Some(jwks_url.parse().unwrap_or_else(|error| panic!("{jwks_url}: {error}")));
+    config.jwks_url = Some(
+        jwks_url
+            .parse()
+            .unwrap_or_else(|error| panic!("{jwks_url}: {error}")),
+    );
     let options = AuthenticatorOptions {
         allow_plain_http: true,
         token_cache_capacity: cache_capacity,
@@ -52,13 +58,27 @@ fn bench_identity(c: &mut Criterion) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .unwrap_or_else(|error| panic!("bind: {error}"));
-        let issuer = format!("http://{}", listener.local_addr().unwrap_or_else(|error| panic!("{error}")));
-        tokio::spawn(cosmoguard_bench::idp::serve_on(listener, keys.clone(), "unused".to_owned()));
+        let issuer = format!(
+            "http://{}",
+            listener
+                .local_addr()
+                .unwrap_or_else(|error| panic!("{error}"))
+        );
+        tokio::spawn(cosmoguard_bench::idp::serve_on(
+            listener,
+            keys.clone(),
+            "unused".to_owned(),
+        ));
         let jwks_url = format!("{issuer}/jwks");
         let cold = start_authenticator(&issuer, &jwks_url, 0);
         let cached = start_authenticator(&issuer, &jwks_url, 100_000);
         for authenticator in [&cold, &cached] {
-            assert!(authenticator.wait_ready(std::time::Duration::from_secs(10)).await, "keys not loaded");
+            assert!(
+                authenticator
+                    .wait_ready(std::time::Duration::from_secs(10))
+                    .await,
+                "keys not loaded"
+            );
         }
         (issuer, cold, cached)
     });
@@ -74,11 +94,13 @@ fn bench_identity(c: &mut Criterion) {
         let name = format!("{:?}", key.algorithm);
         let token = mint_one(key, &spec, 1).unwrap_or_else(|error| panic!("mint: {error}"));
         let mut headers = HeaderMap::new();
-        let bearer = HeaderValue::from_str(&format!("Bearer {token}")).unwrap_or_else(|error| panic!("{error}"));
+        let bearer = HeaderValue::from_str(&format!("Bearer {token}"))
+            .unwrap_or_else(|error| panic!("{error}"));
         headers.insert(http::header::AUTHORIZATION, bearer);
 
         let jwk = key.jwk().unwrap_or_else(|error| panic!("jwk: {error}"));
-        let decoding = DecodingKey::from_jwk(&jwk).unwrap_or_else(|error| panic!("decoding key: {error}"));
+        let decoding =
+            DecodingKey::from_jwk(&jwk).unwrap_or_else(|error| panic!("decoding key: {error}"));
         let mut validation = Validation::new(key.algorithm);
         validation.set_audience(&[AUDIENCE]);
         validation.set_issuer(&[issuer.as_str()]);
@@ -86,20 +108,36 @@ fn bench_identity(c: &mut Criterion) {
         validation.validate_nbf = true;
 
         let bare = jsonwebtoken::decode::<Map<String, Value>>(&token, &decoding, &validation);
-        assert!(bare.is_ok(), "jsonwebtoken rejected the token: {:?}", bare.err());
+        assert!(
+            bare.is_ok(),
+            "jsonwebtoken rejected the token: {:?}",
+            bare.err()
+        );
         for authenticator in [&cold, &cached] {
             let result = runtime.block_on(authenticator.authenticate_shared(&headers));
-            assert!(result.is_ok(), "Cosmoguard rejected the token: {:?}", result.err());
+            assert!(
+                result.is_ok(),
+                "Cosmoguard rejected the token: {:?}",
+                result.err()
+            );
         }
 
         group.bench_function(format!("jsonwebtoken/{name}"), |b| {
-            b.iter(|| jsonwebtoken::decode::<Map<String, Value>>(black_box(&token), &decoding, &validation))
+            b.iter(|| {
+                jsonwebtoken::decode::<Map<String, Value>>(
+                    black_box(&token),
+                    &decoding,
+                    &validation,
+                )
+            })
         });
         group.bench_function(format!("cosmoguard_cold/{name}"), |b| {
-            b.to_async(&runtime).iter(|| cold.authenticate_shared(black_box(&headers)))
+            b.to_async(&runtime)
+                .iter(|| cold.authenticate_shared(black_box(&headers)))
         });
         group.bench_function(format!("cosmoguard_cached/{name}"), |b| {
-            b.to_async(&runtime).iter(|| cached.authenticate_shared(black_box(&headers)))
+            b.to_async(&runtime)
+                .iter(|| cached.authenticate_shared(black_box(&headers)))
         });
     }
     group.finish();

@@ -56,8 +56,14 @@ fn cedar_case(bench: &BenchRequest) -> CedarCase {
     let action = entity_uid(&format!("Cosmoguard::Action::{:?}", bench.cedar_action));
     let (kind, id) = bench.cedar_resource();
     let resource = entity_uid(&format!("Cosmoguard::{kind}::{id:?}"));
-    let request = cedar_policy::Request::new(principal, action, resource, cedar_policy::Context::empty(), None)
-        .unwrap_or_else(|error| panic!("Cedar request: {error}"));
+    let request = cedar_policy::Request::new(
+        principal,
+        action,
+        resource,
+        cedar_policy::Context::empty(),
+        None,
+    )
+    .unwrap_or_else(|error| panic!("Cedar request: {error}"));
     let entities = Entities::from_json_value(bench.cedar_entities(), None)
         .unwrap_or_else(|error| panic!("Cedar entities: {error}"));
     CedarCase { request, entities }
@@ -78,18 +84,51 @@ fn bench_policy(c: &mut Criterion) {
             let theirs = cedar_case(&bench);
             // Both engines must reach the decision the description implies.
             let decision = policy.decide(&ours.principal, &ours.request, &ours.context);
-            assert_eq!(decision.is_allowed(), bench.expect_allow, "Cosmoguard, {size} rules, {}", bench.name);
+            assert_eq!(
+                decision.is_allowed(),
+                bench.expect_allow,
+                "Cosmoguard, {size} rules, {}",
+                bench.name
+            );
             let answer = authorizer.is_authorized(&theirs.request, &cedar, &theirs.entities);
             let cedar_allows = answer.decision() == cedar_policy::Decision::Allow;
-            assert_eq!(cedar_allows, bench.expect_allow, "Cedar, {size} rules, {}", bench.name);
-            assert!(answer.diagnostics().errors().next().is_none(), "Cedar evaluation errors, {size} rules, {}", bench.name);
+            assert_eq!(
+                cedar_allows, bench.expect_allow,
+                "Cedar, {size} rules, {}",
+                bench.name
+            );
+            assert!(
+                answer.diagnostics().errors().next().is_none(),
+                "Cedar evaluation errors, {size} rules, {}",
+                bench.name
+            );
 
-            group.bench_with_input(BenchmarkId::new(format!("cosmoguard/{}", bench.name), size), &ours, |b, case| {
-                b.iter(|| policy.decide(black_box(&case.principal), black_box(&case.request), &case.context))
-            });
-            group.bench_with_input(BenchmarkId::new(format!("cedar/{}", bench.name), size), &theirs, |b, case| {
-                b.iter(|| authorizer.is_authorized(black_box(&case.request), &cedar, black_box(&case.entities)))
-            });
+            group.bench_with_input(
+                BenchmarkId::new(format!("cosmoguard/{}", bench.name), size),
+                &ours,
+                |b, case| {
+                    b.iter(|| {
+                        policy.decide(
+                            black_box(&case.principal),
+                            black_box(&case.request),
+                            &case.context,
+                        )
+                    })
+                },
+            );
+            group.bench_with_input(
+                BenchmarkId::new(format!("cedar/{}", bench.name), size),
+                &theirs,
+                |b, case| {
+                    b.iter(|| {
+                        authorizer.is_authorized(
+                            black_box(&case.request),
+                            &cedar,
+                            black_box(&case.entities),
+                        )
+                    })
+                },
+            );
         }
     }
     group.finish();

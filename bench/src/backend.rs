@@ -8,8 +8,9 @@
 //! - `POST /dbs/{db}/colls/{coll}/docs` with `x-ms-documentdb-isquery`: a query page.
 //! - `GET /dbs/{db}/colls/{coll}/docs`: a feed page of ten documents.
 //! - `GET /dbs/{db}/colls/large/docs`: a feed of `stream_bytes` bytes, streamed.
-//! - `PUT /dbs/{db}/colls/sink/docs/{id}` and `POST /dbs/{db}/colls/sink/docs`: read and
-//!   count the body without keeping it, then return 200 or 201.
+//! - `POST /dbs/{db}/colls/sink/sprocs/{id}`, `PUT /dbs/{db}/colls/sink/docs/{id}` and
+//!   `POST /dbs/{db}/colls/sink/docs`: read and count the body without keeping it, then
+//!   return 200 or 201.
 //! - `POST /dbs/{db}/colls/{coll}/docs` otherwise: 201 with a created document.
 
 use std::convert::Infallible;
@@ -68,9 +69,17 @@ where
                 async move { Ok::<_, Infallible>(response.await) }
             });
             let result = match tls {
-                None => builder.serve_connection(TokioIo::new(stream), service).await,
+                None => {
+                    builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await
+                }
                 Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(stream) => builder.serve_connection(TokioIo::new(stream), service).await,
+                    Ok(stream) => {
+                        builder
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await
+                    }
                     Err(_) => return,
                 },
             };
@@ -80,7 +89,11 @@ where
 }
 
 /// Binds `address` and serves the backend on it.
-pub async fn run(address: SocketAddr, tls: Option<TlsAcceptor>, options: BackendOptions) -> anyhow::Result<()> {
+pub async fn run(
+    address: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    options: BackendOptions,
+) -> anyhow::Result<()> {
     let listener = TcpListener::bind(address).await?;
     println!("listening on {}", listener.local_addr()?);
     let backend = Arc::new(Backend::new(options));
@@ -116,7 +129,9 @@ fn document_json(id: &str) -> String {
 }
 
 fn documents_page(count: usize) -> String {
-    let documents: Vec<String> = (0..count).map(|index| document_json(&format!("doc{index}"))).collect();
+    let documents: Vec<String> = (0..count)
+        .map(|index| document_json(&format!("doc{index}")))
+        .collect();
     format!(
         r#"{{"_rid":"bTh0AIv0VQA=","Documents":[{}],"_count":{count}}}"#,
         documents.join(",")
@@ -144,19 +159,31 @@ impl Backend {
         }
     }
 
-    /// Answers one request; never fails.
+    /// Returns the response to one request; never fails.
     pub async fn handle(&self, request: Request<Incoming>) -> Response<ServerBody> {
         let sequence = self.requests.fetch_add(1, Ordering::Relaxed);
-        let segments: Vec<&str> = request.uri().path().split('/').filter(|s| !s.is_empty()).collect();
+        let segments: Vec<&str> = request
+            .uri()
+            .path()
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .collect();
         let method = request.method().clone();
         let is_query = request.headers().contains_key("x-ms-documentdb-isquery");
         match (method, segments.as_slice()) {
             (Method::GET, []) => canned(StatusCode::OK, self.account.clone(), sequence, None),
             (Method::GET, ["dbs", _, "colls", "large", "docs"]) => self.stream_feed(sequence),
-            (Method::GET, ["dbs", _, "colls", _, "docs"]) => canned(StatusCode::OK, self.feed.clone(), sequence, Some(10)),
-            (Method::GET, ["dbs", _, "colls", _, "docs", _]) => canned(StatusCode::OK, self.document.clone(), sequence, None),
+            (Method::GET, ["dbs", _, "colls", _, "docs"]) => {
+                canned(StatusCode::OK, self.feed.clone(), sequence, Some(10))
+            }
+            (Method::GET, ["dbs", _, "colls", _, "docs", _]) => {
+                canned(StatusCode::OK, self.document.clone(), sequence, None)
+            }
             (Method::POST, ["dbs", _, "colls", "sink", "docs"]) => {
                 sink(request.into_body(), StatusCode::CREATED, sequence).await
+            }
+            (Method::POST, ["dbs", _, "colls", "sink", "sprocs", _]) => {
+                sink(request.into_body(), StatusCode::OK, sequence).await
             }
             (Method::PUT, ["dbs", _, "colls", "sink", "docs", _]) => {
                 sink(request.into_body(), StatusCode::OK, sequence).await
@@ -207,7 +234,12 @@ async fn sink(mut body: Incoming, status: StatusCode, sequence: u64) -> Response
     canned(status, Bytes::from(text), sequence, None)
 }
 
-fn canned(status: StatusCode, body: Bytes, sequence: u64, item_count: Option<u32>) -> Response<ServerBody> {
+fn canned(
+    status: StatusCode,
+    body: Bytes,
+    sequence: u64,
+    item_count: Option<u32>,
+) -> Response<ServerBody> {
     let mut response = Response::new(Full::new(body).boxed());
     *response.status_mut() = status;
     add_cosmos_headers(response.headers_mut(), sequence, item_count);
@@ -219,20 +251,40 @@ fn not_found(sequence: u64) -> Response<ServerBody> {
     canned(StatusCode::NOT_FOUND, body, sequence, None)
 }
 
-/// The headers the service puts on a data-plane response, with a distinct activity id and
+/// Adds the headers the service sets on a data-plane response, with a distinct activity id and
 /// session token per request.
 fn add_cosmos_headers(headers: &mut http::HeaderMap, sequence: u64, item_count: Option<u32>) {
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     headers.insert("x-ms-request-charge", HeaderValue::from_static("1.05"));
     let activity = format!("6f1c2a4e-0b7d-4e1a-9c3f-{sequence:012x}");
     headers.insert("x-ms-activity-id", header_value(&activity));
-    headers.insert("x-ms-session-token", header_value(&format!("0:-1#{}", sequence + 1)));
-    headers.insert(header::ETAG, HeaderValue::from_static("\"0000d81e-0000-0200-0000-6750c1a70000\""));
+    headers.insert(
+        "x-ms-session-token",
+        header_value(&format!("0:-1#{}", sequence + 1)),
+    );
+    headers.insert(
+        header::ETAG,
+        HeaderValue::from_static("\"0000d81e-0000-0200-0000-6750c1a70000\""),
+    );
     headers.insert("x-ms-schemaversion", HeaderValue::from_static("1.18"));
-    headers.insert("x-ms-serviceversion", HeaderValue::from_static("version=2.14.0.0"));
+    headers.insert(
+        "x-ms-serviceversion",
+        HeaderValue::from_static("version=2.14.0.0"),
+    );
     headers.insert("x-ms-gatewayversion", HeaderValue::from_static("2.14.0"));
-    headers.insert("x-ms-resource-quota", HeaderValue::from_static("documentSize=51200;documentsSize=52428800;collectionSize=52428800;"));
-    headers.insert("x-ms-resource-usage", HeaderValue::from_static("documentSize=0;documentsSize=1;collectionSize=1;"));
+    headers.insert(
+        "x-ms-resource-quota",
+        HeaderValue::from_static(
+            "documentSize=51200;documentsSize=52428800;collectionSize=52428800;",
+        ),
+    );
+    headers.insert(
+        "x-ms-resource-usage",
+        HeaderValue::from_static("documentSize=0;documentsSize=1;collectionSize=1;"),
+    );
     if let Some(count) = item_count {
         headers.insert("x-ms-item-count", HeaderValue::from(count));
     }

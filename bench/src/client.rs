@@ -15,7 +15,7 @@ use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-/// Where and how to connect.
+/// The server address, TLS settings and protocol of a connection.
 #[derive(Clone, Debug)]
 pub struct Target {
     pub address: SocketAddr,

@@ -11,7 +11,7 @@ use tokio::io::AsyncBufReadExt;
 
 use crate::client::{self, Sender, Target};
 
-/// What to open and how long to hold it.
+/// The connections to open and how long to keep them.
 #[derive(Clone, Debug)]
 pub struct IdleOptions {
     pub target: Target,
@@ -21,7 +21,7 @@ pub struct IdleOptions {
     pub path: String,
     pub host: String,
     pub headers: Vec<(HeaderName, HeaderValue)>,
-    /// The longest time to hold the connections; a line on standard input ends it sooner.
+    /// The maximum time to keep the connections; a line on standard input ends it sooner.
     pub hold: Duration,
 }
 
@@ -35,7 +35,8 @@ pub struct IdleReport {
 
 async fn open_one(options: &IdleOptions) -> anyhow::Result<Sender<Empty<Bytes>>> {
     let mut sender = client::connect::<Empty<Bytes>>(&options.target).await?;
-    let mut builder = Request::get(options.path.as_str()).header(http::header::HOST, options.host.as_str());
+    let mut builder =
+        Request::get(options.path.as_str()).header(http::header::HOST, options.host.as_str());
     for (name, value) in &options.headers {
         builder = builder.header(name, value);
     }

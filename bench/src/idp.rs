@@ -17,7 +17,7 @@ use crate::mint::{SigningKey, jwk_set, unix_now};
 /// The path of the managed-identity token endpoint; `IDENTITY_ENDPOINT` points here.
 pub const MANAGED_IDENTITY_PATH: &str = "/msi/token";
 
-/// What the issuer serves.
+/// The documents the issuer serves.
 #[derive(Debug)]
 struct Documents {
     discovery: Bytes,
@@ -27,7 +27,11 @@ struct Documents {
 
 /// Binds `address` and serves the issuer until the process ends. `identity_header` is the
 /// secret the managed-identity endpoint expects in `x-identity-header`.
-pub async fn run(address: SocketAddr, keys: Vec<SigningKey>, identity_header: String) -> anyhow::Result<()> {
+pub async fn run(
+    address: SocketAddr,
+    keys: Vec<SigningKey>,
+    identity_header: String,
+) -> anyhow::Result<()> {
     let listener = TcpListener::bind(address).await?;
     let local = listener.local_addr()?;
     println!("listening on {local}");
@@ -35,7 +39,11 @@ pub async fn run(address: SocketAddr, keys: Vec<SigningKey>, identity_header: St
 }
 
 /// Serves the issuer on a bound listener; its address is the issuer URL's authority.
-pub async fn serve_on(listener: TcpListener, keys: Vec<SigningKey>, identity_header: String) -> anyhow::Result<()> {
+pub async fn serve_on(
+    listener: TcpListener,
+    keys: Vec<SigningKey>,
+    identity_header: String,
+) -> anyhow::Result<()> {
     let issuer = format!("http://{}", listener.local_addr()?);
     let discovery = serde_json::json!({
         "issuer": issuer,
@@ -61,18 +69,24 @@ impl Documents {
             "/.well-known/openid-configuration" => json(StatusCode::OK, self.discovery.clone()),
             "/jwks" => json(StatusCode::OK, self.jwks.clone()),
             MANAGED_IDENTITY_PATH => self.managed_identity_token(request),
-            _ => json(StatusCode::NOT_FOUND, Bytes::from_static(br#"{"error":"not_found"}"#)),
+            _ => json(
+                StatusCode::NOT_FOUND,
+                Bytes::from_static(br#"{"error":"not_found"}"#),
+            ),
         }
     }
 
-    /// Answers as App Service does: `expires_on` is a string of Unix seconds.
+    /// Returns a token as App Service does: `expires_on` is a string of Unix seconds.
     fn managed_identity_token(&self, request: &Request<Incoming>) -> Response<ServerBody> {
         let header_ok = request
             .headers()
             .get("x-identity-header")
             .is_some_and(|value| value.as_bytes() == self.identity_header.as_bytes());
         if !header_ok {
-            return json(StatusCode::UNAUTHORIZED, Bytes::from_static(br#"{"error":"invalid x-identity-header"}"#));
+            return json(
+                StatusCode::UNAUTHORIZED,
+                Bytes::from_static(br#"{"error":"invalid x-identity-header"}"#),
+            );
         }
         let body = serde_json::json!({
             "access_token": "bench-entra-access-token",
@@ -87,8 +101,9 @@ impl Documents {
 fn json(status: StatusCode, body: Bytes) -> Response<ServerBody> {
     let mut response = Response::new(Full::new(body).boxed());
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::client::{self, Sender, Target};
 
-/// What to send and how fast.
+/// The requests to send, the load shape and the duration.
 #[derive(Clone, Debug)]
 pub struct LoadOptions {
     pub target: Target,
@@ -75,7 +75,8 @@ struct WorkerResult {
 
 fn new_histogram() -> Histogram<u64> {
     // Nanoseconds from 1 ns to 100 s, three significant digits.
-    Histogram::new_with_bounds(1, 100_000_000_000, 3).unwrap_or_else(|_| unreachable!("valid bounds"))
+    Histogram::new_with_bounds(1, 100_000_000_000, 3)
+        .unwrap_or_else(|_| unreachable!("valid bounds"))
 }
 
 fn percentiles(histogram: &Histogram<u64>) -> Percentiles {
@@ -120,7 +121,11 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
         late_sends += result.late_sends;
     }
     // Ends early when the tokens run out.
-    let seconds = Instant::now().min(end).duration_since(start).as_secs_f64().max(1e-9);
+    let seconds = Instant::now()
+        .min(end)
+        .duration_since(start)
+        .as_secs_f64()
+        .max(1e-9);
     let requests = ok + non_success + errors;
     Ok(LoadReport {
         requests,

@@ -13,7 +13,10 @@ use http::{HeaderName, HeaderValue, Method};
 use jsonwebtoken::Algorithm;
 
 #[derive(Parser, Debug)]
-#[command(name = "cosmoguard-bench", about = "Servers and load drivers for the Cosmoguard benchmarks")]
+#[command(
+    name = "cosmoguard-bench",
+    about = "Servers and load drivers for the Cosmoguard benchmarks"
+)]
 struct Cli {
     /// Tokio worker threads.
     #[arg(long, global = true, default_value_t = 2)]
@@ -111,7 +114,7 @@ enum Command {
         /// Connections opened at once.
         #[arg(long, default_value_t = 200)]
         batch: usize,
-        /// Longest hold in seconds; a line on standard input ends it sooner.
+        /// Maximum hold in seconds; a line on standard input ends it sooner.
         #[arg(long, default_value_t = 30.0)]
         hold: f64,
     },
@@ -121,7 +124,7 @@ enum Command {
         connection: ConnectionArgs,
         #[arg(long)]
         path: String,
-        /// PUT a body of this many bytes; without it, GET and read the response.
+        /// POST a body of this many bytes; without it, GET and read the response.
         #[arg(long)]
         upload_bytes: Option<u64>,
     },
@@ -170,10 +173,13 @@ impl ConnectionArgs {
         self.headers
             .iter()
             .map(|line| {
-                let (name, value) = line
-                    .split_once(':')
-                    .with_context(|| format!("invalid --header {line:?}: expected `name: value`"))?;
-                Ok((HeaderName::try_from(name.trim())?, HeaderValue::try_from(value.trim())?))
+                let (name, value) = line.split_once(':').with_context(|| {
+                    format!("invalid --header {line:?}: expected `name: value`")
+                })?;
+                Ok((
+                    HeaderName::try_from(name.trim())?,
+                    HeaderValue::try_from(value.trim())?,
+                ))
             })
             .collect()
     }
@@ -205,7 +211,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             stream_bytes,
         } => {
             let acceptor = match (tls_certificate, tls_key) {
-                (Some(certificate), Some(key)) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(&certificate, &key)?)),
+                (Some(certificate), Some(key)) => Some(tokio_rustls::TlsAcceptor::from(
+                    tls::server_config(&certificate, &key)?,
+                )),
                 _ => None,
             };
             backend::run(address, acceptor, backend::BackendOptions { stream_bytes }).await
@@ -233,7 +241,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
             output,
         } => {
             let algorithm = parse_algorithm(&algorithm)?;
-            let key_id = if algorithm == Algorithm::RS256 { "bench-rs256" } else { "bench-es256" };
+            let key_id = if algorithm == Algorithm::RS256 {
+                "bench-rs256"
+            } else {
+                "bench-es256"
+            };
             let key = mint::SigningKey::from_pem_file(&key, algorithm, key_id)?;
             let spec = mint::TokenSpec {
                 issuer,
@@ -244,7 +256,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let tokens = mint::mint_many(&key, &spec, count)?;
             let mut text = tokens.join("\n");
             text.push('\n');
-            std::fs::write(&output, text).with_context(|| format!("cannot write {}", output.display()))
+            std::fs::write(&output, text)
+                .with_context(|| format!("cannot write {}", output.display()))
         }
         Command::Policy { rules, cedar } => {
             let description = policy_gen::describe(rules);
@@ -270,7 +283,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 Some(file) => {
                     let text = std::fs::read_to_string(&file)
                         .with_context(|| format!("cannot read tokens {}", file.display()))?;
-                    Some(Arc::new(text.lines().map(str::to_owned).filter(|line| !line.is_empty()).collect()))
+                    Some(Arc::new(
+                        text.lines()
+                            .map(str::to_owned)
+                            .filter(|line| !line.is_empty())
+                            .collect(),
+                    ))
                 }
             };
             let options = load::LoadOptions {

@@ -28,8 +28,13 @@ impl std::fmt::Debug for SigningKey {
 
 impl SigningKey {
     /// Reads a PKCS#8 PEM key: RSA for RS256, P-256 for ES256.
-    pub fn from_pem_file(path: &Path, algorithm: Algorithm, key_id: &str) -> anyhow::Result<SigningKey> {
-        let pem = std::fs::read(path).with_context(|| format!("cannot read key {}", path.display()))?;
+    pub fn from_pem_file(
+        path: &Path,
+        algorithm: Algorithm,
+        key_id: &str,
+    ) -> anyhow::Result<SigningKey> {
+        let pem =
+            std::fs::read(path).with_context(|| format!("cannot read key {}", path.display()))?;
         SigningKey::from_pem(&pem, algorithm, key_id)
     }
 
@@ -47,7 +52,7 @@ impl SigningKey {
         })
     }
 
-    /// The public key as a JWK with `kid`, `alg` and `use = sig`.
+    /// Returns the public key as a JWK with `kid`, `alg` and `use = sig`.
     pub fn jwk(&self) -> anyhow::Result<Jwk> {
         let mut jwk = Jwk::from_encoding_key(&self.key, self.algorithm)?;
         jwk.common.key_id = Some(self.key_id.clone());
@@ -64,9 +69,12 @@ impl SigningKey {
     }
 }
 
-/// The JWKS document for `keys`.
+/// Returns the JWKS document for `keys`.
 pub fn jwk_set(keys: &[SigningKey]) -> anyhow::Result<JwkSet> {
-    let keys = keys.iter().map(SigningKey::jwk).collect::<anyhow::Result<Vec<_>>>()?;
+    let keys = keys
+        .iter()
+        .map(SigningKey::jwk)
+        .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(JwkSet { keys })
 }
 
@@ -87,7 +95,7 @@ pub struct Claims<'a> {
     pub jti: String,
 }
 
-/// Who the minted tokens are for.
+/// The caller, issuer, audience and lifetime of minted tokens.
 #[derive(Clone, Debug)]
 pub struct TokenSpec {
     pub issuer: String,
@@ -133,12 +141,18 @@ pub fn mint_many(key: &SigningKey, spec: &TokenSpec, count: u64) -> anyhow::Resu
             .map(|thread| {
                 let start = thread * per_thread;
                 let end = ((thread + 1) * per_thread).min(count);
-                scope.spawn(move || (start..end).map(|index| mint_one(key, spec, index)).collect::<anyhow::Result<Vec<_>>>())
+                scope.spawn(move || {
+                    (start..end)
+                        .map(|index| mint_one(key, spec, index))
+                        .collect::<anyhow::Result<Vec<_>>>()
+                })
             })
             .collect();
         let mut tokens = Vec::with_capacity(count as usize);
         for handle in handles {
-            let part = handle.join().map_err(|_| anyhow::anyhow!("a minting thread panicked"))??;
+            let part = handle
+                .join()
+                .map_err(|_| anyhow::anyhow!("a minting thread panicked"))??;
             tokens.extend(part);
         }
         Ok(tokens)

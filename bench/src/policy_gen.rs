@@ -3,8 +3,10 @@
 //!
 //! A policy of `n` rules cycles through four rule shapes, so the Cosmoguard index cannot
 //! skip them all: an allow for one exact subject on one container, an allow for a group on
-//! one database, an allow for a subject glob on a database glob (neither is indexed), and a
-//! deny for one subject on the whole account. The last rule lets the load-test caller
+//! one database, an allow for a subject glob on a container glob of one database, and a
+//! deny for one subject on the whole account. Every rule names an exact database or an
+//! exact subject, so the index narrows each decision to the rules of the caller's subject
+//! and of the request's database. The last rule lets the load-test caller
 //! (`bench-client`) do everything on database `bench`.
 
 use std::fmt::Write as _;
@@ -24,7 +26,7 @@ const ITEM_ACTIONS: [&str; 5] = [
     "items/delete",
 ];
 
-/// Who a rule is for.
+/// The callers a rule applies to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PrincipalSpec {
     Subject(String),
@@ -32,13 +34,20 @@ pub enum PrincipalSpec {
     Group(String),
 }
 
-/// What a rule covers.
+/// The resources a rule covers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ScopeSpec {
     Account,
     Database(String),
-    DatabaseGlob(String),
-    Container { database: String, container: String },
+    Container {
+        database: String,
+        container: String,
+    },
+    /// A container name pattern (`*` globs) inside one database.
+    ContainerGlob {
+        database: String,
+        pattern: String,
+    },
 }
 
 /// One rule of the description.
@@ -54,8 +63,15 @@ pub struct RuleSpec {
 
 /// Describes a policy of `rule_count` rules (at least one).
 pub fn describe(rule_count: usize) -> Vec<RuleSpec> {
-    let mut rules: Vec<RuleSpec> = (0..rule_count.saturating_sub(1)).map(describe_rule).collect();
-    let mut actions = vec!["readMetadata", "executeQuery", "readChangeFeed"];
+    let mut rules: Vec<RuleSpec> = (0..rule_count.saturating_sub(1))
+        .map(describe_rule)
+        .collect();
+    let mut actions = vec![
+        "readMetadata",
+        "executeQuery",
+        "readChangeFeed",
+        "executeStoredProcedure",
+    ];
     actions.extend(ITEM_ACTIONS);
     rules.push(RuleSpec {
         id: "bench-client-all".to_owned(),
@@ -86,13 +102,21 @@ fn describe_rule(index: usize) -> RuleSpec {
             allow: true,
             principal: PrincipalSpec::Group(group_name(index)),
             scope: ScopeSpec::Database(database),
-            actions: vec!["readMetadata", "items/read", "executeQuery", "readChangeFeed"],
+            actions: vec![
+                "readMetadata",
+                "items/read",
+                "executeQuery",
+                "readChangeFeed",
+            ],
         },
         2 => RuleSpec {
             id,
             allow: true,
             principal: PrincipalSpec::SubjectGlob(format!("svc-{index}-*")),
-            scope: ScopeSpec::DatabaseGlob(format!("tenant-{index}-*")),
+            scope: ScopeSpec::ContainerGlob {
+                database,
+                pattern: format!("tenant-{index}-*"),
+            },
             actions: ITEM_ACTIONS.to_vec(),
         },
         _ => RuleSpec {
@@ -114,11 +138,21 @@ pub fn to_toml(rules: &[RuleSpec]) -> String {
     let mut text = String::from("version = 1\n");
     for rule in rules {
         let effect = if rule.allow { "allow" } else { "deny" };
-        let actions: Vec<String> = rule.actions.iter().map(|action| format!("{action:?}")).collect();
+        let actions: Vec<String> = rule
+            .actions
+            .iter()
+            .map(|action| format!("{action:?}"))
+            .collect();
         let scope = match &rule.scope {
             ScopeSpec::Account => "/".to_owned(),
-            ScopeSpec::Database(name) | ScopeSpec::DatabaseGlob(name) => format!("/dbs/{name}"),
-            ScopeSpec::Container { database, container } => format!("/dbs/{database}/colls/{container}"),
+            ScopeSpec::Database(name) => format!("/dbs/{name}"),
+            ScopeSpec::Container {
+                database,
+                container,
+            } => format!("/dbs/{database}/colls/{container}"),
+            ScopeSpec::ContainerGlob { database, pattern } => {
+                format!("/dbs/{database}/colls/{pattern}")
+            }
         };
         let principal = match &rule.principal {
             PrincipalSpec::Subject(subject) | PrincipalSpec::SubjectGlob(subject) => {
@@ -145,7 +179,9 @@ pub fn to_cedar(rules: &[RuleSpec]) -> String {
         let effect = if rule.allow { "permit" } else { "forbid" };
         let mut conditions = Vec::new();
         let principal = match &rule.principal {
-            PrincipalSpec::Subject(subject) => format!("principal == Cosmoguard::User::{subject:?}"),
+            PrincipalSpec::Subject(subject) => {
+                format!("principal == Cosmoguard::User::{subject:?}")
+            }
             PrincipalSpec::Group(group) => format!("principal in Cosmoguard::Group::{group:?}"),
             PrincipalSpec::SubjectGlob(pattern) => {
                 conditions.push(format!("principal.subject like {pattern:?}"));
@@ -155,12 +191,17 @@ pub fn to_cedar(rules: &[RuleSpec]) -> String {
         let resource = match &rule.scope {
             ScopeSpec::Account => "resource".to_owned(),
             ScopeSpec::Database(name) => format!("resource in Cosmoguard::Database::{name:?}"),
-            ScopeSpec::Container { database, container } => {
+            ScopeSpec::Container {
+                database,
+                container,
+            } => {
                 format!("resource in Cosmoguard::Container::\"{database}/{container}\"")
             }
-            ScopeSpec::DatabaseGlob(pattern) => {
-                conditions.push(format!("resource.database like {pattern:?}"));
-                "resource".to_owned()
+            ScopeSpec::ContainerGlob { database, pattern } => {
+                conditions.push(format!(
+                    "resource has container && resource.container like {pattern:?}"
+                ));
+                format!("resource in Cosmoguard::Database::{database:?}")
             }
         };
         let actions: Vec<String> = rule
@@ -218,7 +259,9 @@ pub fn bench_requests(rule_count: usize) -> Vec<BenchRequest> {
         item: Some("doc1".to_owned()),
         expect_allow: true,
     }];
-    let last_group_rule = (0..rule_count.saturating_sub(1)).rev().find(|index| index % 4 == 1);
+    let last_group_rule = (0..rule_count.saturating_sub(1))
+        .rev()
+        .find(|index| index % 4 == 1);
     if let Some(index) = last_group_rule {
         requests.push(BenchRequest {
             name: "query_allowed_by_group",
@@ -259,19 +302,26 @@ fn uid(kind: &str, id: &str) -> Value {
 }
 
 impl BenchRequest {
-    /// The Cedar entity type and id of the resource.
+    /// Returns the Cedar entity type and id of the resource.
     pub fn cedar_resource(&self) -> (&'static str, String) {
         match &self.item {
-            Some(item) => ("Document", format!("{}/{}/{item}", self.database, self.container)),
+            Some(item) => (
+                "Document",
+                format!("{}/{}/{item}", self.database, self.container),
+            ),
             None => ("Container", format!("{}/{}", self.database, self.container)),
         }
     }
 
-    /// The Cedar entities of this request in Cedar's JSON entity format: the caller and its
+    /// Builds the Cedar entities of this request in Cedar's JSON entity format: the caller and its
     /// groups, and the resource with its container and database.
     pub fn cedar_entities(&self) -> Value {
         let mut entities = Vec::new();
-        let groups: Vec<Value> = self.groups.iter().map(|group| uid("Group", group)).collect();
+        let groups: Vec<Value> = self
+            .groups
+            .iter()
+            .map(|group| uid("Group", group))
+            .collect();
         entities.push(json!({
             "uid": uid("User", &self.subject),
             "attrs": { "subject": self.subject },
@@ -288,13 +338,13 @@ impl BenchRequest {
         }));
         entities.push(json!({
             "uid": uid("Container", &container_id),
-            "attrs": { "database": self.database },
+            "attrs": { "database": self.database, "container": self.container },
             "parents": [uid("Database", &self.database)],
         }));
         if let Some(item) = &self.item {
             entities.push(json!({
                 "uid": uid("Document", &format!("{container_id}/{item}")),
-                "attrs": { "database": self.database },
+                "attrs": { "database": self.database, "container": self.container },
                 "parents": [uid("Container", &container_id)],
             }));
         }

@@ -12,12 +12,13 @@ use serde::Serialize;
 use crate::body::RepeatBody;
 use crate::client::{self, Target};
 
-/// Which direction to stream.
+/// The direction of the streamed body.
 #[derive(Clone, Debug)]
 pub enum Direction {
     /// `GET` the path and count the response body.
     Download,
-    /// `PUT` a body of this many bytes to the path (a replace, which the proxy streams).
+    /// `POST` a body of this many bytes to the path. The proxy streams a stored procedure
+    /// execution, but reads create, upsert and replace bodies to check the ids they name.
     Upload(u64),
 }
 
@@ -47,7 +48,7 @@ pub async fn run(options: StreamOptions) -> anyhow::Result<StreamReport> {
     let mut sender = client::connect::<RequestBody>(&options.target).await?;
     let (method, body, bytes_sent) = match options.direction {
         Direction::Download => (Method::GET, RepeatBody::filler(0).boxed(), 0),
-        Direction::Upload(bytes) => (Method::PUT, RepeatBody::filler(bytes).boxed(), bytes),
+        Direction::Upload(bytes) => (Method::POST, RepeatBody::filler(bytes).boxed(), bytes),
     };
     let mut builder = Request::builder()
         .method(method)

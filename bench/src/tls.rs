@@ -11,7 +11,7 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
-/// A server configuration offering HTTP/2 and HTTP/1.1 by ALPN.
+/// Builds a server configuration offering HTTP/2 and HTTP/1.1 by ALPN.
 pub fn server_config(certificate: &Path, key: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     let chain = CertificateDer::pem_file_iter(certificate)
         .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
@@ -26,7 +26,7 @@ pub fn server_config(certificate: &Path, key: &Path) -> anyhow::Result<Arc<rustl
     Ok(Arc::new(config))
 }
 
-/// A client configuration trusting only the CA in `ca_file`, offering one protocol by
+/// Builds a client configuration trusting only the CA in `ca_file`, offering one protocol by
 /// ALPN (`h2` or `http/1.1`).
 pub fn client_config(ca_file: &Path, http2: bool) -> anyhow::Result<Arc<rustls::ClientConfig>> {
     let mut roots = rustls::RootCertStore::empty();

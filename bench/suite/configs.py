@@ -19,7 +19,7 @@ EMULATOR_KEY = "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPM
 
 
 def write_nginx(work, workers):
-    """nginx as a plain reverse proxy to the backend: upstream keep-alive, buffered access log."""
+    """Writes an nginx configuration for a plain reverse proxy: upstream keep-alive, buffered access log."""
     temp = os.path.join(work, "nginx-temp")
     os.makedirs(temp, exist_ok=True)
     text = f"""
@@ -65,7 +65,7 @@ http {{
 
 
 def write_proxy(work, name, policy_file, tls=False, credential="key"):
-    """A Cosmoguard configuration on PROXY_PORT, forwarding to the plain backend."""
+    """Writes a Cosmoguard configuration listening on PROXY_PORT and forwarding to the plain backend."""
     listener_tls = ""
     if tls:
         listener_tls = f"""
@@ -112,7 +112,7 @@ plain_http_upstream = true
 
 
 def proxy_environment(credential):
-    """The proxy's environment. Entra mode gets the loopback managed-identity stand-in, so
+    """Returns the proxy's environment. Entra mode gets the loopback managed-identity stand-in, so
     azure_identity never falls back to the instance metadata address."""
     env = dict(os.environ)
     env["COSMOGUARD_LOG"] = "warn"

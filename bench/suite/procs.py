@@ -50,7 +50,7 @@ class ProcessSet:
 
 
 def child_pids(parent):
-    """PIDs whose parent is `parent` (nginx workers of a master)."""
+    """Returns the PIDs whose parent is `parent` (the workers of an nginx master)."""
     children = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -66,7 +66,7 @@ def child_pids(parent):
 
 
 def cpu_seconds(pids):
-    """(user, system) CPU seconds of the processes, from utime and stime in /proc/PID/stat."""
+    """Returns the (user, system) CPU seconds of the processes, from utime and stime in /proc/PID/stat."""
     user = system = 0.0
     for pid in pids:
         try:
@@ -81,7 +81,7 @@ def cpu_seconds(pids):
 
 
 def status_kib(pids, field):
-    """The sum of a /proc/PID/status field (VmRSS, VmHWM) in KiB."""
+    """Returns the sum of a /proc/PID/status field (VmRSS, VmHWM) in KiB."""
     total = 0
     for pid in pids:
         try:

@@ -20,6 +20,8 @@ import configs
 import loads
 from procs import ProcessSet, child_pids, cpu_seconds, status_kib, wait_http, wait_port
 
+JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
+
 BASE_HEADERS = [f"x-ms-documentdb-partitionkey: {loads.PARTITION_KEY}", "x-ms-version: 2020-07-15"]
 
 SETUPS = [
@@ -36,6 +38,11 @@ SETUPS = [
     {"name": "direct-h2", "label": "Direct, HTTP/2 (h2c)", "kind": "direct", "http2": True},
     {"name": "nginx-h2", "label": "nginx, HTTP/2 (h2c)", "kind": "nginx", "http2": True},
     {"name": "cg-h2", "label": "Cosmoguard, HTTP/2 (h2c)", "kind": "cg", "rules": 100, "http2": True},
+    # Levers measured without code changes: the runtime's worker count and the allocator.
+    {"name": "cg-1-worker", "label": "Cosmoguard, cached token, 1 Tokio worker", "kind": "cg", "rules": 100,
+     "env": {"TOKIO_WORKER_THREADS": "1"}},
+    {"name": "cg-jemalloc", "label": "Cosmoguard, cached token, jemalloc (LD_PRELOAD)", "kind": "cg", "rules": 100,
+     "env": {"LD_PRELOAD": JEMALLOC}},
 ]
 
 SWEEP_SETUPS = ["direct", "nginx", "cg-cached", "cg-1000"]
@@ -50,8 +57,8 @@ class Suite:
         self.processes = ProcessSet()
         self.results = {"trials": [], "sweep": [], "not_measured": {}, "memory": {}, "profiles": {}}
         self.quick = args.quick
-        self.trial_seconds = 1.5 if self.quick else 4
-        self.rounds = 1 if self.quick else 3
+        self.trial_seconds = 2 if self.quick else 4
+        self.rounds = args.rounds or (1 if self.quick else 3)
         self.rate = args.rate
         self.nginx = None
         self.cached_token = open(os.path.join(self.work, "token-rs256.txt")).read().strip()
@@ -93,7 +100,9 @@ class Suite:
         config = configs.write_proxy(self.work, setup["name"], policy, tls=setup.get("tls", False), credential=credential)
         log = f"{self.work}/proxy-{setup['name']}.log"
         argv = [*wrapper, self.proxy_bin, "serve", "--config", config]
-        process = self.processes.start(setup["name"], argv, log, env=configs.proxy_environment(credential))
+        env = configs.proxy_environment(credential)
+        env.update(setup.get("env", {}))
+        process = self.processes.start(setup["name"], argv, log, env=env)
         ready = wait_http(f"http://127.0.0.1:{configs.PROXY_ADMIN_PORT}/readyz", ready_timeout, process)
         if not ready or not wait_port("127.0.0.1", configs.PROXY_PORT, 5, process):
             self.processes.stop(process)
@@ -215,7 +224,7 @@ class Suite:
                 self.run_trial(setup, round_index)
 
     def run_sweep(self):
-        rates = [1000, 2000, 4000] if self.quick else [500, 1000, 2000, 3000, 4000, 6000, 8000]
+        rates = [1000, 2000, 4000] if self.quick else [1000, 2000, 4000, 6000, 8000]
         by_name = {setup["name"]: setup for setup in SETUPS}
         for rate in rates:
             for name in SWEEP_SETUPS:
@@ -251,7 +260,7 @@ class Suite:
             memory["idle_rss_kib"] = status_kib([proxy.pid], "VmRSS")
             memory["idle_connections"] = self.idle_connections(configs.PROXY_PORT, [proxy.pid], with_token=True)
             memory["download"] = self.stream(proxy.pid, "/dbs/bench/colls/large/docs", None)
-            memory["upload"] = self.stream(proxy.pid, "/dbs/bench/colls/sink/docs/big", 256 * 1024 * 1024)
+            memory["upload"] = self.stream(proxy.pid, "/dbs/bench/colls/sink/sprocs/big", 256 * 1024 * 1024)
         finally:
             self.stop_proxy(proxy, setup["name"])
         memory["nginx_idle_connections"] = self.idle_connections(configs.NGINX_PORT, None, with_token=True)
@@ -419,7 +428,7 @@ def parse_callgrind(text):
                 total = instructions
                 continue
             rows.append({"instructions": instructions, "percent": float(match.group(2)), "function": name})
-    return {"total": total, "rows": rows[:40]}
+    return {"total": total, "rows": rows[:80]}
 
 
 def main():
@@ -432,6 +441,9 @@ def main():
     parser.add_argument("--rate", type=int, default=2000, help="offered load, requests/s, for the fixed-load latency")
     parser.add_argument("--only", nargs="*", help="measure only these setups")
     parser.add_argument("--skip-callgrind", action="store_true")
+    parser.add_argument("--rounds-only", action="store_true", help="skip the sweep, memory and profile phases")
+    parser.add_argument("--memory-only", action="store_true", help="run only the memory phase")
+    parser.add_argument("--rounds", type=int, help="number of rounds (default 3, or 1 with --quick)")
     parser.add_argument("--output", required=True, help="where to write the results JSON")
     parser.add_argument("--meta", required=True, help="a JSON file of machine and version facts")
     args = parser.parse_args()
@@ -442,10 +454,15 @@ def main():
                                   "trial_seconds": suite.trial_seconds})
     try:
         suite.start_fixed_servers()
+        if suite.args.memory_only:
+            suite.run_memory()
+            return
         if suite.args.criterion:
             suite.run_criterion()
         suite.log("load rounds")
         suite.run_rounds()
+        if suite.args.rounds_only:
+            return
         suite.log("latency sweep")
         suite.run_sweep()
         suite.log("memory")
