@@ -12,6 +12,7 @@ pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod file_watch;
 pub mod identity;
 pub mod metrics;
 pub mod pipeline;

@@ -106,18 +106,11 @@ impl PolicyStore {
 
     /// Polls the file until the task is dropped.
     pub async fn watch(self: Arc<Self>) {
-        let mut interval = tokio::time::interval(POLL_INTERVAL);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            interval.tick().await;
-            let store = Arc::clone(&self);
-            // File reads block, so they run off the async worker threads.
-            if let Err(error) =
-                tokio::task::spawn_blocking(move || store.reload_if_changed("file change")).await
-            {
-                tracing::error!(%error, "Policy reload task failed");
-            }
-        }
+        let store = self;
+        crate::file_watch::poll_blocking(POLL_INTERVAL, "policy", move || {
+            store.reload_if_changed("file change")
+        })
+        .await;
     }
 
     fn digest_matches(&self, candidate: &[u8; 32]) -> bool {

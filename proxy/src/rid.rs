@@ -222,7 +222,7 @@ enum Source {
     ContainerFeed { database: String },
 }
 
-/// Whether a container RID belongs to a database RID: its first 4 bytes are the
+/// Returns whether a container RID belongs to a database RID: its first 4 bytes are the
 /// database's RID. RIDs are base64 with `-` in place of `/`.
 fn belongs_to(container_rid: &str, database_rid: &str) -> bool {
     match (decode_rid(container_rid), decode_rid(database_rid)) {

@@ -80,5 +80,5 @@ def test_rotation_and_outage(processes, certs, run_dir, double, rotating_provide
     response = read_account(proxy, certs, fresh)
     assert response.status == 200, response.body
 
-    # Readiness holds through the outage: the last good keys are kept (24 h by default).
+    # The proxy stays ready through the outage: the last good keys are kept (24 h by default).
     assert stack.http_status(f"{proxy.admin_url}/readyz") == 200

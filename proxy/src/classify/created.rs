@@ -16,7 +16,7 @@ struct CreatedResource {
     id: Option<serde_json::Value>,
 }
 
-/// Whether the request creates or upserts a resource whose id is only in its body.
+/// Returns whether the request creates or upserts a resource whose id is only in its body.
 pub(super) fn names_resource_in_body(classified: &Classified) -> bool {
     matches!(
         classified.request.operation.kind,
@@ -24,7 +24,7 @@ pub(super) fn names_resource_in_body(classified: &Classified) -> bool {
     ) && classified.rid.is_none()
 }
 
-/// Whether the request replaces a resource, whose body carries the id it writes.
+/// Returns whether the request replaces a resource, whose body carries the id it writes.
 pub(super) fn replaces_resource(classified: &Classified) -> bool {
     classified.request.operation.kind == OperationKind::Replace && classified.rid.is_none()
 }
@@ -71,7 +71,7 @@ pub fn apply_created_id(classified: &mut Classified, body: &[u8]) -> Result<(), 
                 "the id is not a string".to_owned(),
             ));
         }
-        // The service rejects a create without an id; the policy sees the feed only.
+        // The service rejects a create without an id, so the policy decides on the feed.
         None => return Ok(()),
     };
     check_id(&id)?;

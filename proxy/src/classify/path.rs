@@ -4,7 +4,7 @@ use cosmoguard_policy::ResourceType;
 
 use super::ClassifyError;
 
-/// The longest raw path accepted. Cosmos DB ids are at most 255 characters, so even a
+/// The maximum length of a raw path, in bytes. Cosmos DB ids are at most 255 characters, so even a
 /// fully percent-encoded attachment path stays well below this.
 pub const MAX_PATH_BYTES: usize = 8 * 1024;
 

@@ -67,8 +67,8 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// Handles one request from the data listener. Never fails: every error becomes a
-    /// response and an audit record.
+    /// Handles one request from the data listener. Returns a response for every request:
+    /// each error becomes an error response and an audit record.
     pub async fn handle(
         self: Arc<Self>,
         request: Request<Incoming>,
@@ -238,7 +238,7 @@ impl Proxy {
 impl Proxy {
     /// Records a request that the HTTP layer rejected before the pipeline saw it: a head
     /// larger than the connection's buffer (431), a malformed request (400) or headers
-    /// that did not arrive in time (408). The HTTP layer has already answered.
+    /// that did not arrive in time (408). The HTTP layer has already sent its response.
     pub fn audit_connection_error(&self, peer: SocketAddr, error: &hyper::Error) {
         let (status, reason) = if error.is_parse_too_large() {
             (431, "headers_too_large")
@@ -303,7 +303,7 @@ fn token_signature(authorization: &str) -> Option<String> {
     (signature.len() >= 16).then_some(signature)
 }
 
-/// Sets the headers that say what a POST is to exactly what the proxy decided on, so the
+/// Sets the headers that define what a POST is to exactly what the proxy decided on, so the
 /// account cannot read the request as another operation (a query content type with
 /// parameters, which one implementation reads as a query and another as a create).
 fn pin_operation_headers(headers: &mut HeaderMap, classified: &Classified) {
@@ -350,7 +350,7 @@ fn check_header_size(headers: &HeaderMap, uri: &http::Uri, max: usize) -> Result
     Ok(())
 }
 
-/// The longest a body the decision depends on may take to arrive.
+/// The maximum time a body the decision depends on may take to arrive.
 const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 async fn read_limited(body: Incoming, max: usize) -> Result<Bytes, ProxyError> {

@@ -106,17 +106,11 @@ impl ReloadingCertificate {
 
     /// Polls the files until the task is dropped.
     pub async fn watch(self: Arc<Self>) {
-        let mut interval = tokio::time::interval(POLL_INTERVAL);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            interval.tick().await;
-            let certificate = Arc::clone(&self);
-            if let Err(error) =
-                tokio::task::spawn_blocking(move || certificate.reload_if_changed()).await
-            {
-                tracing::error!(%error, "TLS certificate reload task failed");
-            }
-        }
+        let certificate = self;
+        crate::file_watch::poll_blocking(POLL_INTERVAL, "TLS certificate", move || {
+            certificate.reload_if_changed()
+        })
+        .await;
     }
 }
 
