@@ -4,10 +4,10 @@
 //! A policy of `n` rules cycles through four rule shapes, so the Cosmoguard index cannot
 //! skip them all: an allow for one exact subject on one container, an allow for a group on
 //! one database, an allow for a subject glob on a container glob of one database, and a
-//! deny for one subject on the whole account. Every rule names an exact database or an
-//! exact subject, so the index narrows each decision to the rules of the caller's subject
-//! and of the request's database. The last rule lets the load-test caller
-//! (`bench-client`) do everything on database `bench`.
+//! deny for one subject on the whole account. Every rule names an exact subject, an exact
+//! group or an exact database, so the index narrows each decision to the rules of the
+//! caller's subject and groups and of the request's database. The last rule lets the
+//! load-test caller (`bench-client`) do everything on database `bench`.
 
 use std::fmt::Write as _;
 

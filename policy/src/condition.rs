@@ -130,15 +130,91 @@ impl Condition {
         }
     }
 
-    /// Returns the exact subject that an `All` matcher (or a single subject test) requires.
-    /// The decision index is keyed by it.
-    pub(crate) fn exact_subject(&self) -> Option<&str> {
+    /// Returns exact principal values, sorted and without duplicates, such that the
+    /// condition holds only for a caller that has at least one of them. Returns `None` when
+    /// there is no such list, as for a glob, a claim, a `not`, an empty list or an `any`
+    /// with a branch that has none. The decision index files rules under these values.
+    pub(crate) fn required_values(&self) -> Option<Vec<(IndexedField, &str)>> {
+        let mut values = self.alternatives()?;
+        values.sort_unstable();
+        values.dedup();
+        Some(values)
+    }
+
+    fn alternatives(&self) -> Option<Vec<(IndexedField, &str)>> {
         match self {
-            Condition::Subject(pattern) => pattern.exact(),
-            Condition::All(conditions) => conditions.iter().find_map(Condition::exact_subject),
+            Condition::Subject(pattern) => Some(vec![(IndexedField::Subject, pattern.exact()?)]),
+            Condition::AppId(pattern) => Some(vec![(IndexedField::AppId, pattern.exact()?)]),
+            Condition::Groups(patterns) => exact_values(IndexedField::Group, patterns),
+            Condition::Roles(patterns) => exact_values(IndexedField::Role, patterns),
+            Condition::Scopes(patterns) => exact_values(IndexedField::Scope, patterns),
+            // Every test must hold, so the values of any one test will do, and the shortest
+            // list narrows the most. `min_by_key` keeps the first of equal lengths, and
+            // `compile_principal` writes subject, app id, groups, roles and scopes in that
+            // order, so a subject wins a tie.
+            Condition::All(conditions) => conditions
+                .iter()
+                .filter_map(Condition::alternatives)
+                .min_by_key(Vec::len),
+            // One branch must hold, so the caller has a value of some branch.
+            Condition::Any(conditions) if !conditions.is_empty() => {
+                let branches: Option<Vec<_>> =
+                    conditions.iter().map(Condition::alternatives).collect();
+                branches.map(|branches| branches.concat())
+            }
             _ => None,
         }
     }
+}
+
+/// A principal field whose exact values the decision index files rules under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum IndexedField {
+    Subject,
+    AppId,
+    Group,
+    Role,
+    Scope,
+}
+
+impl IndexedField {
+    /// The number of fields. It is counted from the last one, so a new field goes after
+    /// `Scope`.
+    pub(crate) const COUNT: usize = IndexedField::Scope as usize + 1;
+}
+
+/// Returns every value of the caller's indexed fields, as [`Condition::required_values`]
+/// names them.
+pub(crate) fn indexed_values(principal: &Principal) -> impl Iterator<Item = (IndexedField, &str)> {
+    std::iter::once((IndexedField::Subject, principal.subject.as_str()))
+        .chain(
+            principal
+                .app_id
+                .as_deref()
+                .map(|id| (IndexedField::AppId, id)),
+        )
+        .chain(each_value(IndexedField::Group, &principal.groups))
+        .chain(each_value(IndexedField::Role, &principal.roles))
+        .chain(each_value(IndexedField::Scope, &principal.scopes))
+}
+
+fn each_value(
+    field: IndexedField,
+    values: &[String],
+) -> impl Iterator<Item = (IndexedField, &str)> {
+    values.iter().map(move |value| (field, value.as_str()))
+}
+
+/// Returns the values of a list test whose patterns are all exact. An empty list never
+/// holds, and it returns `None` so that such a rule stays in the unindexed list.
+fn exact_values(field: IndexedField, patterns: &[Pattern]) -> Option<Vec<(IndexedField, &str)>> {
+    if patterns.is_empty() {
+        return None;
+    }
+    patterns
+        .iter()
+        .map(|pattern| pattern.exact().map(|value| (field, value)))
+        .collect()
 }
 
 fn any_matches(patterns: &[Pattern], values: &[String]) -> bool {

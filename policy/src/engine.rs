@@ -1,16 +1,19 @@
 //! The decision engine: compiled rules behind an index, and the decide path.
 //!
 //! The index has one bucket per action. In each bucket, allow and deny rules are listed
-//! apart and split by the caller's exact subject (for rules whose principal names one), by
-//! exact database name (for rules whose scopes all name one), and the rest. A decision
-//! looks at three short lists instead of every rule, in rule order, and allocates only the
-//! strings of the returned [`Decision`].
+//! apart. A rule whose principal requires one of a few exact values (a subject, an app id,
+//! groups, roles or OAuth scopes, see [`Condition::required_values`]) is filed under each
+//! of those values. Other rules whose scopes all name an exact database are filed under
+//! those databases, and the rest go in one list. A decision tests only the rules filed
+//! under the caller's own values, under the request's database and in the rest, so a rule
+//! for a group the caller is not in is never tested (`explain` still tests every rule). It
+//! allocates only the strings of the returned [`Decision`].
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use crate::action::{self, ACTIONS, ActionSet, Requirement};
-use crate::condition::Subject;
+use crate::condition::{self, Condition, IndexedField, Subject};
 use crate::request::{BatchOperation, Context, Principal, Request};
 use crate::rule::{CompiledRule, Target};
 use crate::{Decision, Effect};
@@ -28,62 +31,100 @@ struct Bucket {
     deny: RuleLists,
 }
 
-/// Rule indexes in ascending order, split so that one request needs three lists.
+/// Rule indexes in ascending order, filed by the key each rule requires.
 #[derive(Debug, Default)]
 struct RuleLists {
-    by_subject: HashMap<Box<str>, Vec<u32>>,
+    /// One map per [`IndexedField`], from an exact value to the rules that require it.
+    by_principal: [HashMap<Box<str>, Vec<u32>>; IndexedField::COUNT],
     by_database: HashMap<Box<str>, Vec<u32>>,
     rest: Vec<u32>,
 }
 
-impl RuleLists {
-    fn add(&mut self, index: u32, rule: &CompiledRule) {
-        if let Some(subject) = rule.principal.as_ref().and_then(|p| p.exact_subject()) {
-            self.by_subject
-                .entry(subject.into())
-                .or_default()
-                .push(index);
-            return;
+/// The lists a rule is filed in, worked out once per rule for all its action buckets.
+#[derive(Debug)]
+enum Placement<'r> {
+    Principal(Vec<(IndexedField, &'r str)>),
+    Databases(Vec<&'r str>),
+    Rest,
+}
+
+impl<'r> Placement<'r> {
+    fn of(rule: &'r CompiledRule) -> Placement<'r> {
+        if let Some(values) = rule.principal.as_ref().and_then(Condition::required_values) {
+            return Placement::Principal(values);
         }
         let databases: Option<Vec<&str>> = rule.scopes.iter().map(|s| s.exact_database()).collect();
         match databases {
             Some(mut databases) if !databases.is_empty() => {
                 databases.sort_unstable();
                 databases.dedup();
-                for database in databases {
-                    self.by_database
-                        .entry(database.into())
+                Placement::Databases(databases)
+            }
+            _ => Placement::Rest,
+        }
+    }
+}
+
+impl RuleLists {
+    /// Files a rule. Rules are added in ascending index order, so every list stays sorted,
+    /// and the placement's values have no duplicates, so no list contains an index twice.
+    fn add(&mut self, index: u32, placement: &Placement<'_>) {
+        match placement {
+            Placement::Principal(values) => {
+                for (field, value) in values {
+                    self.by_principal[*field as usize]
+                        .entry((*value).into())
                         .or_default()
                         .push(index);
                 }
             }
-            _ => self.rest.push(index),
+            Placement::Databases(databases) => {
+                for database in databases {
+                    self.by_database
+                        .entry((*database).into())
+                        .or_default()
+                        .push(index);
+                }
+            }
+            Placement::Rest => self.rest.push(index),
         }
     }
 
-    fn candidates(&self, subject: &str, database: Option<&str>) -> [&[u32]; 3] {
-        let by_subject = self.by_subject.get(subject).map_or(&[][..], Vec::as_slice);
-        let by_database = database
-            .and_then(|name| self.by_database.get(name))
-            .map_or(&[][..], Vec::as_slice);
-        [by_subject, by_database, &self.rest]
+    /// Returns the lists of the rules that may apply: those filed under one of the
+    /// caller's values, those filed under the request's database, and the rest.
+    fn candidates<'a>(
+        &'a self,
+        principal: &'a Principal,
+        database: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a [u32]> {
+        let by_principal = condition::indexed_values(principal)
+            .filter_map(|(field, value)| self.by_principal[field as usize].get(value));
+        let by_database = database.and_then(|name| self.by_database.get(name));
+        by_principal
+            .chain(by_database)
+            .map(Vec::as_slice)
+            .chain(std::iter::once(self.rest.as_slice()))
     }
 }
 
-/// Returns the first index, in ascending order over the three sorted lists, for which
-/// `applies` is true.
-fn first_in_order(lists: [&[u32]; 3], mut applies: impl FnMut(u32) -> bool) -> Option<u32> {
-    let mut cursors = [0usize; 3];
-    loop {
-        let next = (0..3)
-            .filter_map(|list| lists[list].get(cursors[list]).map(|index| (*index, list)))
-            .min()?;
-        let (index, list) = next;
-        cursors[list] += 1;
-        if applies(index) {
-            return Some(index);
+/// Returns the lowest index in the sorted lists for which `applies` is true, or `lowest`
+/// when that is lower. Each list is scanned only below the lowest index found so far. An
+/// index that is in several lists may be tested once per list.
+fn lowest_applying<'a>(
+    lists: impl Iterator<Item = &'a [u32]>,
+    mut lowest: Option<u32>,
+    mut applies: impl FnMut(u32) -> bool,
+) -> Option<u32> {
+    for list in lists {
+        let below = match lowest {
+            Some(bound) => &list[..list.partition_point(|index| *index < bound)],
+            None => list,
+        };
+        if let Some(index) = below.iter().copied().find(|index| applies(*index)) {
+            lowest = Some(index);
         }
     }
+    lowest
 }
 
 /// The result for one operation.
@@ -101,11 +142,12 @@ impl Engine {
             // Indexes fit in u32: 2^32 rules of at least 40 bytes each would be a policy file
             // of over 160 GiB.
             let index = index as u32;
+            let placement = Placement::of(rule);
             for bit in rule.actions.indexes() {
                 let bucket = &mut buckets[bit];
                 match rule.effect {
-                    Effect::Allow => bucket.allow.add(index, rule),
-                    Effect::Deny => bucket.deny.add(index, rule),
+                    Effect::Allow => bucket.allow.add(index, &placement),
+                    Effect::Deny => bucket.deny.add(index, &placement),
                 }
             }
         }
@@ -118,26 +160,26 @@ impl Engine {
     /// Decides one operation: the lowest-numbered deny rule that applies wins, then the
     /// lowest-numbered allow rule, else no rule matched.
     pub(crate) fn decide_target(&self, target: &Target<'_>, on: &Subject<'_>) -> Outcome {
-        let subject = on.principal.subject.as_str();
+        let principal = on.principal;
         let applies = |index: u32| self.rules[index as usize].mismatch(target, on).is_none();
-        let denied = target
-            .required
-            .indexes()
-            .filter_map(|bit| {
-                first_in_order(
-                    self.buckets[bit].deny.candidates(subject, target.database),
-                    applies,
-                )
-            })
-            .min();
+        let denied = target.required.indexes().fold(None, |lowest, bit| {
+            let deny = self.buckets[bit]
+                .deny
+                .candidates(principal, target.database);
+            lowest_applying(deny, lowest, applies)
+        });
         if let Some(index) = denied {
             return Outcome::Denied(index);
         }
+        // An allow rule must grant every required action, so the bucket of any one of them
+        // contains every candidate.
         let Some(bit) = target.required.first_index() else {
             return Outcome::NoMatch;
         };
-        let allow = self.buckets[bit].allow.candidates(subject, target.database);
-        first_in_order(allow, applies).map_or(Outcome::NoMatch, Outcome::Allowed)
+        let allow = self.buckets[bit]
+            .allow
+            .candidates(principal, target.database);
+        lowest_applying(allow, None, applies).map_or(Outcome::NoMatch, Outcome::Allowed)
     }
 
     pub(crate) fn decide(
@@ -316,3 +358,6 @@ pub(crate) fn batch_operation_text(
     let _ = write!(text, " in {})", resource_text(request));
     text
 }
+
+#[cfg(test)]
+mod tests;

@@ -197,6 +197,85 @@ fn effect(policy: &Policy, spec: &RequestSpec) -> Effect {
         .effect
 }
 
+/// Principal matchers for the index property: exact values the index files rules under,
+/// and globs, negations, claims and `any` mixes that it must leave unindexed.
+const PRINCIPALS: [&str; 12] = [
+    "{ subject = \"a\" }",
+    "{ subject = \"*\" }",
+    "{ groups = [\"g1\"] }",
+    "{ groups = [\"g1\", \"g2\"] }",
+    "{ groups = [\"g*\"] }",
+    "{ groups = [\"g2\"], subject = \"a\" }",
+    "{ roles = [\"Reader\"] }",
+    "{ app_id = \"app-1\" }",
+    "{ not = { groups = [\"g3\"] } }",
+    "{ any = [{ groups = [\"g1\"] }, { roles = [\"Reader\"] }] }",
+    "{ any = [{ groups = [\"g3\"] }, { claims = { tid = \"p2\" } }] }",
+    "{ groups = [\"g2\"], not = { subject = \"c\" } }",
+];
+const GROUPS: [&str; 3] = ["g1", "g2", "g3"];
+
+#[derive(Clone, Debug)]
+struct CallerSpec {
+    /// Bit `i` set means the caller is in `GROUPS[i]`.
+    groups: u8,
+    reader: bool,
+    app: bool,
+}
+
+fn render_principal_rule(index: usize, rule: &RuleSpec, principal: Option<usize>) -> String {
+    let mut text = render_rule(
+        index,
+        &RuleSpec {
+            subject: None,
+            ..rule.clone()
+        },
+    );
+    if let Some(principal) = principal {
+        text.push_str(&format!("principal = {}\n", PRINCIPALS[principal]));
+    }
+    text
+}
+
+fn caller(spec: &RequestSpec, caller: &CallerSpec) -> Principal {
+    let mut principal = principal(spec);
+    principal.groups = GROUPS
+        .iter()
+        .enumerate()
+        .filter(|(bit, _)| caller.groups & (1 << bit) != 0)
+        .map(|(_, group)| (*group).to_owned())
+        .collect();
+    if caller.reader {
+        principal.roles = vec!["Reader".to_owned()];
+    }
+    if caller.app {
+        principal.app_id = Some("app-1".to_owned());
+    }
+    principal
+}
+
+/// Decides by testing every rule in file order, as `explain` reports them: the first deny
+/// rule that applies, else the first allow rule, else no rule.
+fn linear_decision(
+    policy: &Policy,
+    principal: &Principal,
+    request: &Request,
+) -> (Effect, Option<String>) {
+    let explanation = policy.explain(principal, request, &context());
+    let rules = &explanation.operations[0].rules;
+    let first = |effect| {
+        rules
+            .iter()
+            .find(|rule| rule.applies && rule.effect == effect)
+            .map(|rule| rule.rule_id.clone())
+    };
+    match (first(Effect::Deny), first(Effect::Allow)) {
+        (Some(deny), _) => (Effect::Deny, Some(deny)),
+        (None, Some(allow)) => (Effect::Allow, Some(allow)),
+        (None, None) => (Effect::Deny, None),
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -276,5 +355,28 @@ proptest! {
         }
         let mutated = format!("{}{}{}", &base[..start], insert, &base[end..]);
         let _ = Policy::parse(&mutated, "mutated");
+    }
+
+    #[test]
+    fn indexed_decision_matches_linear_scan(
+        rules in prop::collection::vec(
+            (rule_spec(), prop::option::of(0..PRINCIPALS.len())),
+            0..16,
+        ),
+        spec in request_spec(),
+        groups in 0u8..8,
+        reader in any::<bool>(),
+        app in any::<bool>(),
+    ) {
+        let mut text = String::from("version = 1\n");
+        for (index, (rule, principal)) in rules.iter().enumerate() {
+            text.push_str(&render_principal_rule(index, rule, *principal));
+        }
+        let policy = Policy::parse(&text, "generated").unwrap();
+        let principal = caller(&spec, &CallerSpec { groups, reader, app });
+        let request = request(&spec);
+        let decision = policy.decide(&principal, &request, &context());
+        let expected = linear_decision(&policy, &principal, &request);
+        prop_assert_eq!((decision.effect, decision.rule_id), expected);
     }
 }

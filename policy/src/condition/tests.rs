@@ -237,3 +237,118 @@ fn explain_failure_names_first_false_test() {
         Some("groups include one of [`admins`] is false")
     );
 }
+
+fn pattern(text: &str) -> Pattern {
+    Pattern::parse(text, false).unwrap()
+}
+
+fn groups(names: &[&str]) -> Condition {
+    Condition::Groups(names.iter().map(|name| pattern(name)).collect())
+}
+
+#[test]
+fn required_values_of_exact_tests() {
+    use IndexedField as F;
+    let subject = Condition::Subject(pattern("alice"));
+    assert_eq!(subject.required_values(), Some(vec![(F::Subject, "alice")]));
+    let app = Condition::AppId(pattern("app-1"));
+    assert_eq!(app.required_values(), Some(vec![(F::AppId, "app-1")]));
+    assert_eq!(
+        groups(&["b", "a", "b"]).required_values(),
+        Some(vec![(F::Group, "a"), (F::Group, "b")])
+    );
+    let roles = Condition::Roles(Box::new([pattern("Reader")]));
+    assert_eq!(roles.required_values(), Some(vec![(F::Role, "Reader")]));
+    let scopes = Condition::Scopes(Box::new([pattern("cosmos.read")]));
+    assert_eq!(
+        scopes.required_values(),
+        Some(vec![(F::Scope, "cosmos.read")])
+    );
+}
+
+#[test]
+fn required_values_absent_for_globs_and_negation() {
+    assert_eq!(groups(&["admins", "auditors-*"]).required_values(), None);
+    assert_eq!(groups(&[]).required_values(), None);
+    assert_eq!(Condition::Subject(pattern("svc-*")).required_values(), None);
+    assert_eq!(
+        Condition::Not(Box::new(groups(&["guests"]))).required_values(),
+        None
+    );
+    let claim = Condition::Claim(
+        ClaimPath::parse("tid").unwrap(),
+        ClaimTest::Text(pattern("t1")),
+    );
+    assert_eq!(claim.required_values(), None);
+    assert_eq!(Condition::All(Box::new([])).required_values(), None);
+    assert_eq!(Condition::Any(Box::new([])).required_values(), None);
+}
+
+#[test]
+fn required_values_of_all_take_shortest_test() {
+    use IndexedField as F;
+    let all = Condition::All(
+        vec![
+            groups(&["a", "b"]),
+            Condition::Not(Box::new(groups(&["guests"]))),
+            Condition::Roles(Box::new([pattern("Reader")])),
+        ]
+        .into(),
+    );
+    assert_eq!(all.required_values(), Some(vec![(F::Role, "Reader")]));
+    let nested = Condition::All(Box::new([Condition::All(Box::new([groups(&["a"])]))]));
+    assert_eq!(nested.required_values(), Some(vec![(F::Group, "a")]));
+}
+
+#[test]
+fn required_values_of_any_join_every_branch() {
+    use IndexedField as F;
+    let any = Condition::Any(
+        vec![
+            groups(&["b"]),
+            Condition::All(Box::new([Condition::Subject(pattern("alice"))])),
+            groups(&["a", "b"]),
+        ]
+        .into(),
+    );
+    assert_eq!(
+        any.required_values(),
+        Some(vec![
+            (F::Subject, "alice"),
+            (F::Group, "a"),
+            (F::Group, "b")
+        ])
+    );
+    let with_claim = Condition::Any(
+        vec![
+            groups(&["a"]),
+            Condition::Claim(ClaimPath::parse("level").unwrap(), ClaimTest::Number(2.0)),
+        ]
+        .into(),
+    );
+    assert_eq!(with_claim.required_values(), None);
+    let with_always = Condition::Any(vec![groups(&["a"]), Condition::All(Box::new([]))].into());
+    assert_eq!(with_always.required_values(), None);
+}
+
+#[test]
+fn indexed_values_list_every_caller_field() {
+    use IndexedField as F;
+    let mut caller = principal("alice");
+    caller.app_id = Some("app-1".to_owned());
+    caller.groups = vec!["g1".to_owned(), "g2".to_owned()];
+    caller.roles = vec!["Reader".to_owned()];
+    caller.scopes = vec!["cosmos.read".to_owned()];
+    let values: Vec<(IndexedField, &str)> = indexed_values(&caller).collect();
+    assert_eq!(
+        values,
+        vec![
+            (F::Subject, "alice"),
+            (F::AppId, "app-1"),
+            (F::Group, "g1"),
+            (F::Group, "g2"),
+            (F::Role, "Reader"),
+            (F::Scope, "cosmos.read"),
+        ]
+    );
+}
