@@ -102,15 +102,14 @@ pub async fn serve(config_path: &Path) -> anyhow::Result<()> {
         upstream = %proxy.upstream.endpoint(),
         "Cosmoguard started"
     );
-    server::serve_data(
-        data_listener,
-        tls,
-        Arc::clone(&proxy),
-        config.limits.max_header_bytes,
-        stopped(stop_receiver),
-        SHUTDOWN_GRACE,
-    )
-    .await;
+    let settings = server::DataSettings {
+        workers: config.listener.worker_count(),
+        max_header_bytes: config.limits.max_header_bytes,
+        grace: SHUTDOWN_GRACE,
+    };
+    server::serve_data(data_listener, tls, &proxy, settings, stopped(stop_receiver))
+        .await
+        .context("cannot start the connection workers")?;
 
     policy_watcher.abort();
     drop(proxy);

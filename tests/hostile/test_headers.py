@@ -88,12 +88,19 @@ def test_token_in_query_not_accepted(any_proxy, certs, token, watch):
     observed.assert_nothing_forwarded()
 
 
-def test_second_copy_of_token_rejected(hostile_proxy, certs, token, watch):
+@pytest.mark.parametrize(
+    "authorization",
+    ["Bearer {token}", "bearer {token}", "BEARER  {token}", "type=aad&ver=1.0&sig={token}",
+     "type%3Daad%26ver%3D1.0%26sig%3D{token}"],
+)
+def test_second_copy_of_token_rejected(hostile_proxy, certs, token, watch, authorization):
     """A caller (or a misconfigured client library) that also sends its token in another
     header is rejected before the account: the proxy never forwards a caller's token, and
-    it forwards every header but Authorization and the hop-by-hop ones."""
+    it forwards every header but Authorization and the hop-by-hop ones. Every spelling of
+    Authorization that authenticates is checked."""
     observed = watch(hostile_proxy)
-    headers = base_headers(token) + [("X-Forwarded-Access-Token", token)]
+    headers = [(name, value) for name, value in base_headers(None)]
+    headers += [("Authorization", authorization.format(token=token)), ("X-Forwarded-Access-Token", token)]
     responses = raw(hostile_proxy, certs, request_bytes(hostile_proxy, "GET", ALLOWED_PATH, headers))
 
     body = assert_cosmos_error(responses[0].status, responses[0].body, 400)

@@ -33,11 +33,12 @@ pub struct SignArgs {
     pub date: Option<String>,
 }
 
-/// Runs the proxy on a multi-threaded runtime.
+/// Runs the proxy. This thread's event loop accepts connections and runs the background
+/// work: key and token refresh, policy reload and the admin listener. The connection
+/// workers that serve requests each run their own event loop.
 pub fn serve(config_path: &Path) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .thread_name("cosmoguard")
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(crate::run::serve(config_path))

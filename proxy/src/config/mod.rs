@@ -61,6 +61,20 @@ pub struct ListenerConfig {
     pub public_url: Option<Spanned<Url>>,
     /// The server certificate. Required unless `dangerous.plain_http_listener` is set.
     pub tls: Option<TlsConfig>,
+    /// Threads that serve connections, each with its own event loop and upstream
+    /// connection pool (1 to 1024). Defaults to the number of CPUs the process may use.
+    pub workers: Option<Spanned<usize>>,
+}
+
+impl ListenerConfig {
+    /// Returns the number of connection workers: the configured one, or one per available
+    /// CPU.
+    pub fn worker_count(&self) -> usize {
+        match &self.workers {
+            Some(workers) => *workers.get_ref(),
+            None => std::thread::available_parallelism().map_or(1, usize::from),
+        }
+    }
 }
 
 /// A certificate chain and its private key, both PEM files.

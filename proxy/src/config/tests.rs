@@ -123,3 +123,28 @@ fn missing_file_is_reported() {
     let errors = Config::load(Path::new("/nonexistent/cosmoguard.toml")).unwrap_err();
     assert!(errors.to_string().contains("cannot read"), "{errors}");
 }
+
+#[test]
+fn rejects_worker_count_out_of_range() {
+    let text = VALID.replace("[listener.tls]", "workers = 0\n[listener.tls]");
+    let (_directory, path) = fixture();
+    let errors = Config::parse(&text, &path).unwrap_err();
+    assert_eq!(errors.0.len(), 1, "{errors}");
+    assert_eq!(errors.0[0].line, 4, "{errors}");
+    assert!(
+        errors.0[0].message.contains("listener.workers: 0"),
+        "{errors}"
+    );
+}
+
+#[test]
+fn worker_count_defaults_to_available_cpus() {
+    let (_directory, path) = fixture();
+    let config = Config::parse(VALID, &path).unwrap();
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    assert_eq!(config.listener.worker_count(), cpus);
+
+    let text = VALID.replace("[listener.tls]", "workers = 3\n[listener.tls]");
+    let config = Config::parse(&text, &path).unwrap();
+    assert_eq!(config.listener.worker_count(), 3);
+}

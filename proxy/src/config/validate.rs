@@ -149,6 +149,9 @@ pub(super) fn check(
     }
 }
 
+/// The maximum number of connection workers a configuration may set.
+const MAX_WORKERS: usize = 1024;
+
 fn check_listener(checker: &mut Checker<'_>) {
     let listener = &checker.config.listener;
     let plain = checker.config.dangerous.plain_http_listener;
@@ -169,6 +172,18 @@ fn check_listener(checker: &mut Checker<'_>) {
             checker.require_file("listener.tls.private_key", &tls.private_key);
         }
         (None, true) => {}
+    }
+    if let Some(workers) = &listener.workers
+        && !(1..=MAX_WORKERS).contains(workers.get_ref())
+    {
+        checker.error_at(
+            Some(workers.span()),
+            format!(
+                "listener.workers: {} is out of range; use 1 to {MAX_WORKERS}, or remove it \
+                 for one worker per CPU",
+                workers.get_ref()
+            ),
+        );
     }
     if let Some(url) = &listener.public_url
         && !matches!(url.get_ref().scheme(), "http" | "https")

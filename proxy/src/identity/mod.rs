@@ -40,6 +40,12 @@ use issuer::Issuer;
 use metrics::{IdentityMetrics, UNKNOWN_ISSUER_LABEL};
 use routing::IssuerDirectory;
 
+/// Returns the token in the request's `Authorization` header, in any form the
+/// authenticator accepts, without verifying it. Returns `None` when there is none.
+pub fn presented_token(headers: &http::HeaderMap) -> Option<std::borrow::Cow<'_, str>> {
+    credential::extract_token(headers, usize::MAX).ok()
+}
+
 /// Maps a token's claims to a principal with an issuer's claim mapping, for tools such as
 /// `cosmoguard policy explain` that start from claims rather than a token.
 pub fn principal_from_claims(

@@ -58,7 +58,7 @@ pub struct Proxy {
     pub metrics: RequestMetrics,
     pub public_url: Url,
     pub limits: Limits,
-    /// Names learnt for database and container resource ids.
+    /// Names learnt for database and container resource ids, shared by every worker.
     pub rids: RidMap,
     /// Request spans; disabled when no OTLP endpoint is configured.
     pub telemetry: Telemetry,
@@ -67,6 +67,23 @@ pub struct Proxy {
 }
 
 impl Proxy {
+    /// Returns a copy for one connection worker: everything is shared except the upstream
+    /// connection pool, which each worker keeps on its own event loop.
+    pub fn for_worker(&self) -> Proxy {
+        Proxy {
+            authenticator: self.authenticator.clone(),
+            policy: Arc::clone(&self.policy),
+            upstream: self.upstream.with_own_pool(),
+            audit: Arc::clone(&self.audit),
+            metrics: self.metrics.clone(),
+            public_url: self.public_url.clone(),
+            limits: self.limits,
+            rids: self.rids.clone(),
+            telemetry: self.telemetry.clone(),
+            subject_stamp: self.subject_stamp.clone(),
+        }
+    }
+
     /// Handles one request from the data listener. Returns a response for every request:
     /// each error becomes an error response and an audit record.
     pub async fn handle(
@@ -117,7 +134,7 @@ impl Proxy {
 
         let principal = self
             .authenticator
-            .authenticate(&parts.headers)
+            .authenticate_shared(&parts.headers)
             .await
             .map_err(ProxyError::Unauthenticated)?;
         finish.note_principal(&principal);
@@ -258,28 +275,31 @@ impl Proxy {
 /// must never reach the account and every other header is forwarded. The token's
 /// signature segment is what is looked for: it is unique to the token and long.
 fn reject_token_copies(headers: &HeaderMap, uri: &http::Uri) -> Result<(), ProxyError> {
-    let Some(signature) = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(token_signature)
-    else {
+    let Some(token) = crate::identity::presented_token(headers) else {
         return Ok(());
     };
-    if uri.to_string().contains(signature.as_str()) {
+    let Some(signature) = token_signature(&token) else {
+        return Ok(());
+    };
+    // Most values are shorter than a signature and cannot hold one, so the searcher is
+    // built only for a value long enough.
+    let mut finder = None;
+    let mut contains = |value: &[u8]| {
+        value.len() >= signature.len()
+            && finder
+                .get_or_insert_with(|| memchr::memmem::Finder::new(signature.as_bytes()))
+                .find(value)
+                .is_some()
+    };
+    let target = uri.path_and_query().map_or("", |target| target.as_str());
+    let authority = uri.authority().map_or("", |authority| authority.as_str());
+    if contains(target.as_bytes()) || contains(authority.as_bytes()) {
         return Err(ProxyError::Invalid(
             classify::ClassifyError::TokenInOtherHeader("the request path".to_owned()),
         ));
     }
     for (name, value) in headers {
-        if name == http::header::AUTHORIZATION {
-            continue;
-        }
-        let bytes = value.as_bytes();
-        if bytes.len() >= signature.len()
-            && bytes
-                .windows(signature.len())
-                .any(|window| window == signature.as_bytes())
-        {
+        if name != http::header::AUTHORIZATION && contains(value.as_bytes()) {
             return Err(ProxyError::Invalid(
                 classify::ClassifyError::TokenInOtherHeader(format!("header {name}")),
             ));
@@ -288,18 +308,9 @@ fn reject_token_copies(headers: &HeaderMap, uri: &http::Uri) -> Result<(), Proxy
     Ok(())
 }
 
-/// Returns the signature segment of the JWT in an `Authorization` value (Bearer or the
-/// Cosmos `type=aad&ver=1.0&sig=` form, percent-encoded or not), when it has one of at
-/// least 16 characters.
-fn token_signature(authorization: &str) -> Option<String> {
-    let decoded = percent_encoding::percent_decode_str(authorization)
-        .decode_utf8()
-        .ok()?;
-    let token = match decoded.strip_prefix("Bearer ") {
-        Some(token) => token.to_owned(),
-        None => decoded.split("sig=").nth(1)?.to_owned(),
-    };
-    let signature = token.trim().rsplit('.').next()?.to_owned();
+/// Returns the signature segment of a JWT, when it has one of at least 16 characters.
+fn token_signature(token: &str) -> Option<&str> {
+    let signature = token.trim().rsplit('.').next()?;
     (signature.len() >= 16).then_some(signature)
 }
 
@@ -339,7 +350,7 @@ fn display_resource(classified: &Classified) -> String {
 /// Rejects requests whose headers and target together exceed the limit, counting each
 /// header as name, value and the four bytes of `: ` and CRLF.
 fn check_header_size(headers: &HeaderMap, uri: &http::Uri, max: usize) -> Result<(), ProxyError> {
-    let size = uri.to_string().len()
+    let size = uri_length(uri)
         + headers
             .iter()
             .map(|(name, value)| name.as_str().len() + value.len() + 4)
@@ -348,6 +359,18 @@ fn check_header_size(headers: &HeaderMap, uri: &http::Uri, max: usize) -> Result
         return Err(ProxyError::HeadersTooLarge { size, max });
     }
     Ok(())
+}
+
+/// Returns the length of the request target as written in the request line.
+fn uri_length(uri: &http::Uri) -> usize {
+    let scheme = uri.scheme_str().map_or(0, |scheme| scheme.len() + 3);
+    let authority = uri
+        .authority()
+        .map_or(0, |authority| authority.as_str().len());
+    let target = uri
+        .path_and_query()
+        .map_or(0, |target| target.as_str().len());
+    scheme + authority + target
 }
 
 /// The maximum time a body the decision depends on may take to arrive.

@@ -1,8 +1,10 @@
 //! Listeners: the data listener that SDKs call (TLS or, when configured, plain HTTP;
-//! HTTP/1.1 and HTTP/2) and the admin listener for metrics and health.
+//! HTTP/1.1 and HTTP/2), served by connection workers, and the admin listener for metrics
+//! and health.
 
 pub mod admin;
 pub mod tls;
+mod workers;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::pipeline::Proxy;
+use workers::{WorkerSettings, Workers};
 
 /// Time allowed for a TLS handshake before the connection is closed.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -25,17 +28,21 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves the data listener until `shutdown` completes, then waits up to `grace` for
-/// open connections to finish their requests.
+/// open connections to finish their requests. Connections are served by `workers`
+/// threads (see [`workers`]); this task only accepts them.
 pub async fn serve_data(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
-    proxy: Arc<Proxy>,
-    max_header_bytes: usize,
+    proxy: &Proxy,
+    settings: DataSettings,
     shutdown: impl Future<Output = ()>,
-    grace: Duration,
-) {
-    let graceful = GracefulShutdown::new();
-    let builder = connection_builder(max_header_bytes);
+) -> std::io::Result<()> {
+    let worker_settings = Arc::new(WorkerSettings {
+        tls,
+        max_header_bytes: settings.max_header_bytes,
+        grace: settings.grace,
+    });
+    let workers = Workers::start(settings.workers, proxy, &worker_settings)?;
     tokio::pin!(shutdown);
 
     loop {
@@ -53,46 +60,76 @@ pub async fn serve_data(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "Failed to set TCP_NODELAY");
         }
-        let handler = Arc::clone(&proxy);
-        let service = service_fn(move |request| {
-            let handler = Arc::clone(&handler);
-            async move { Ok::<_, std::convert::Infallible>(handler.handle(request, Some(peer)).await) }
-        });
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        match &tls {
-            None => {
-                let connection = builder
-                    .serve_connection(TokioIo::new(stream), service)
-                    .into_owned();
-                let proxy = Arc::clone(&proxy);
-                tokio::spawn(async move {
-                    let result = watcher.watch(connection).await;
-                    report_connection_end(&proxy, peer, result);
-                });
-            }
-            Some(acceptor) => {
-                let acceptor = acceptor.clone();
-                let proxy = Arc::clone(&proxy);
-                tokio::spawn(async move {
-                    let Some(stream) = handshake(&acceptor, stream, peer).await else {
-                        return;
-                    };
-                    let connection = builder.serve_connection(TokioIo::new(stream), service);
-                    let result = watcher.watch(connection.into_owned()).await;
-                    report_connection_end(&proxy, peer, result);
-                });
-            }
-        }
+        workers.dispatch(stream, peer);
     }
 
     drop(listener);
-    tracing::info!(grace_seconds = grace.as_secs(), "Draining open connections");
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("Grace period ended with connections still open");
+    tracing::info!(
+        grace_seconds = settings.grace.as_secs(),
+        "Draining open connections"
+    );
+    workers.shutdown().await;
+    Ok(())
+}
+
+/// Settings of the data listener.
+#[derive(Clone, Copy, Debug)]
+pub struct DataSettings {
+    /// Connection worker threads.
+    pub workers: usize,
+    pub max_header_bytes: usize,
+    /// Time open connections get to finish after the shutdown signal.
+    pub grace: Duration,
+}
+
+/// Serves one connection on the current worker's event loop: the TLS handshake, if any,
+/// then HTTP until either side closes or shutdown drains it.
+fn spawn_connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    tls: Option<&TlsAcceptor>,
+    proxy: &Arc<Proxy>,
+    builder: &auto::Builder<TokioExecutor>,
+    graceful: &GracefulShutdown,
+    open: workers::OpenConnection,
+) {
+    let handler = Arc::clone(proxy);
+    // hyper keeps room for one request future per connection for as long as the
+    // connection lives. The pipeline's future is several KiB, so it is boxed per request
+    // and an idle connection keeps only a pointer.
+    let service = service_fn(move |request| {
+        let handler = Arc::clone(&handler);
+        async move {
+            let response = Box::pin(handler.handle(request, Some(peer))).await;
+            Ok::<_, std::convert::Infallible>(response)
+        }
+    });
+    let builder = builder.clone();
+    let watcher = graceful.watcher();
+    let proxy = Arc::clone(proxy);
+    match tls {
+        None => {
+            let connection = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned();
+            tokio::spawn(async move {
+                let result = watcher.watch(connection).await;
+                report_connection_end(&proxy, peer, result);
+                drop(open);
+            });
+        }
+        Some(acceptor) => {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Some(stream) = handshake(&acceptor, stream, peer).await else {
+                    return;
+                };
+                let connection = builder.serve_connection(TokioIo::new(stream), service);
+                let result = watcher.watch(connection.into_owned()).await;
+                report_connection_end(&proxy, peer, result);
+                drop(open);
+            });
+        }
     }
 }
 

@@ -16,6 +16,24 @@ use crate::config::UpstreamConfig;
 
 pub(super) type HttpsClient = Client<HttpsConnector<HttpConnector>, ProxyBody>;
 
+/// The parts each connection pool is built from: the TLS connector and the pool settings.
+#[derive(Clone, Debug)]
+pub(super) struct PoolSettings {
+    connector: HttpsConnector<HttpConnector>,
+    idle_timeout: std::time::Duration,
+}
+
+impl PoolSettings {
+    /// Returns a client with a pool of its own. Its connections are driven by tasks on the
+    /// runtime that opens them, so each connection worker needs its own client.
+    pub(super) fn client(&self) -> HttpsClient {
+        Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(self.idle_timeout)
+            .pool_max_idle_per_host(256)
+            .build(self.connector.clone())
+    }
+}
+
 /// Errors from building the upstream client.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -36,7 +54,7 @@ pub(super) fn build(
     config: &UpstreamConfig,
     ca_file: Option<&Path>,
     allow_plain_http: bool,
-) -> Result<HttpsClient, ClientError> {
+) -> Result<PoolSettings, ClientError> {
     let roots = match ca_file {
         Some(path) => roots_from_file(path)?,
         None => system_roots()?,
@@ -61,10 +79,10 @@ pub(super) fn build(
         builder.https_only().enable_http1().wrap_connector(http)
     };
 
-    Ok(Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(config.pool_idle_timeout)
-        .pool_max_idle_per_host(256)
-        .build(connector))
+    Ok(PoolSettings {
+        connector,
+        idle_timeout: config.pool_idle_timeout,
+    })
 }
 
 fn roots_from_file(path: &Path) -> Result<RootCertStore, ClientError> {

@@ -28,8 +28,9 @@ pub use signing::MasterKey;
 #[derive(Debug)]
 pub struct Upstream {
     client: client::HttpsClient,
+    pool: client::PoolSettings,
     endpoint: Url,
-    credential: Credential,
+    credential: std::sync::Arc<Credential>,
     response_timeout: Duration,
 }
 
@@ -41,13 +42,27 @@ impl Upstream {
         credential: Credential,
         allow_plain_http: bool,
     ) -> Result<Upstream, ClientError> {
-        let client = client::build(config, ca_file, allow_plain_http)?;
+        let pool = client::build(config, ca_file, allow_plain_http)?;
         Ok(Upstream {
-            client,
+            client: pool.client(),
+            pool,
             endpoint: config.endpoint.get_ref().clone(),
-            credential,
+            credential: std::sync::Arc::new(credential),
             response_timeout: config.response_timeout,
         })
+    }
+
+    /// Returns the same upstream with a connection pool of its own, for a connection
+    /// worker: a pooled connection is driven on the runtime that opened it, so sharing
+    /// one pool between workers would cost a thread wake-up per request.
+    pub fn with_own_pool(&self) -> Upstream {
+        Upstream {
+            client: self.pool.client(),
+            pool: self.pool.clone(),
+            endpoint: self.endpoint.clone(),
+            credential: std::sync::Arc::clone(&self.credential),
+            response_timeout: self.response_timeout,
+        }
     }
 
     /// The account endpoint.

@@ -12,10 +12,11 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-/// An account key, decoded once. `Debug` never prints it.
+/// An account key, decoded once and kept as an HMAC state with the key already absorbed,
+/// which each signature clones. `Debug` never prints it.
 #[derive(Clone)]
 pub struct MasterKey {
-    decoded: Vec<u8>,
+    keyed: Hmac<Sha256>,
 }
 
 impl fmt::Debug for MasterKey {
@@ -44,7 +45,10 @@ impl MasterKey {
             return Err(KeyError::Empty);
         }
         let decoded = STANDARD.decode(key).map_err(KeyError::NotBase64)?;
-        Ok(MasterKey { decoded })
+        // HMAC-SHA256 accepts keys of any length, so this cannot fail.
+        let keyed = <Hmac<Sha256> as Mac>::new_from_slice(&decoded)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        Ok(MasterKey { keyed })
     }
 
     /// Returns the base64 signature for one request.
@@ -55,16 +59,18 @@ impl MasterKey {
         resource_link: &str,
         date: &str,
     ) -> String {
-        let payload = format!(
-            "{}\n{}\n{}\n{}\n\n",
-            verb.to_lowercase(),
-            resource_type.to_lowercase(),
-            resource_link,
-            date.to_lowercase()
+        let mut payload = String::with_capacity(
+            verb.len() + resource_type.len() + resource_link.len() + date.len() + 5,
         );
-        // HMAC-SHA256 accepts keys of any length, so this cannot fail.
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.decoded)
-            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        push_lowercase(&mut payload, verb);
+        payload.push('\n');
+        push_lowercase(&mut payload, resource_type);
+        payload.push('\n');
+        payload.push_str(resource_link);
+        payload.push('\n');
+        push_lowercase(&mut payload, date);
+        payload.push_str("\n\n");
+        let mut mac = self.keyed.clone();
         mac.update(payload.as_bytes());
         STANDARD.encode(mac.finalize().into_bytes())
     }
@@ -78,7 +84,23 @@ impl MasterKey {
         date: &str,
     ) -> String {
         let signature = self.signature(verb, resource_type, resource_link, date);
-        encode_component(&format!("type=master&ver=1.0&sig={signature}"))
+        let mut value = String::with_capacity(64);
+        push_encoded(&mut value, "type=master&ver=1.0&sig=");
+        push_encoded(&mut value, &signature);
+        value
+    }
+}
+
+/// Appends `text` lowercased. The inputs are ASCII (verbs, resource types, RFC 1123 dates),
+/// and any other text is lowercased by Unicode rules.
+fn push_lowercase(out: &mut String, text: &str) {
+    if text.is_ascii() {
+        out.extend(
+            text.bytes()
+                .map(|byte| char::from(byte.to_ascii_lowercase())),
+        );
+    } else {
+        out.push_str(&text.to_lowercase());
     }
 }
 
@@ -86,14 +108,21 @@ impl MasterKey {
 /// the service's own examples use.
 pub(crate) fn encode_component(value: &str) -> String {
     let mut encoded = String::with_capacity(value.len() * 3 / 2);
+    push_encoded(&mut encoded, value);
+    encoded
+}
+
+fn push_encoded(out: &mut String, value: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     for byte in value.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            encoded.push(char::from(byte));
+            out.push(char::from(byte));
         } else {
-            encoded.push_str(&format!("%{byte:02x}"));
+            out.push('%');
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 0x0f)]));
         }
     }
-    encoded
 }
 
 /// Formats a time as the RFC 1123 date the `x-ms-date` header carries.

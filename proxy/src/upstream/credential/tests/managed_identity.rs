@@ -98,7 +98,9 @@ async fn short_lived_tokens_refresh_ahead_under_concurrent_load() {
         requests >= 3,
         "tokens of about 4 s were fetched again over 7 s: {fields:?}"
     );
-    assert!(number(&fields, "distinct_tokens") >= requests, "{fields:?}");
+    // Callers sample the token in use, so one that was replaced soon after it arrived
+    // may never be seen: at least three distinct tokens show the refreshes reached them.
+    assert!(number(&fields, "distinct_tokens") >= 3, "{fields:?}");
     assert_eq!(number(&fields, "errors"), 0);
 
     let request = &stand_in.received()[0];
