@@ -8,19 +8,36 @@
 # Both build first (a fresh build takes several minutes more); --skip-build reuses the
 # binaries and the newest criterion bench executables already in target/release.
 #
-# Every server it starts listens on 127.0.0.1 and is stopped by its PID on exit.
+#   bash bench/run.sh --skip-build --only direct,nginx,cg-cached --rounds 2
+#
+# measures only the named setups (names in bench/suite/suite.py) in the load rounds, skips the
+# sweep, memory, profile and criterion phases, prints the figures and leaves RESULTS.md alone:
+# the way to compare a change against its baseline. `--baseline BINARY` adds the setup
+# `cg-baseline`, an earlier build with the cached-token configuration, to the same rounds.
+# `--only memory` and `--only profiles` run the memory or the profile phase alone.
+#
+# Every server it starts listens on 127.0.0.1 and is stopped by its PID on exit. With
+# BENCH_KEEP_WORK=1 the work directory (logs, strace and callgrind output) is kept.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 MODE=full
 SUITE_ARGS=()
 SKIP_BUILD=0
+ONLY=""
+expect=""
 for argument in "$@"; do
+    if [[ $expect == only ]]; then ONLY=$argument; expect=""; continue; fi
+    if [[ $expect == rounds ]]; then SUITE_ARGS+=(--rounds "$argument"); expect=""; continue; fi
+    if [[ $expect == baseline ]]; then SUITE_ARGS+=(--baseline-binary "$argument"); expect=""; continue; fi
     case "$argument" in
+        --only) expect=only ;;
+        --rounds) expect=rounds ;;
+        --baseline) expect=baseline ;;
         --quick) MODE=quick; SUITE_ARGS+=(--quick) ;;
         --skip-callgrind) SUITE_ARGS+=(--skip-callgrind) ;;
         --skip-build) SKIP_BUILD=1 ;;
-        *) echo "usage: bash bench/run.sh [--quick] [--skip-callgrind] [--skip-build]" >&2; exit 2 ;;
+        *) echo "usage: bash bench/run.sh [--quick] [--skip-callgrind] [--skip-build] [--only SETUP,...] [--rounds N] [--baseline BINARY]" >&2; exit 2 ;;
     esac
 done
 RATE=2000
@@ -35,8 +52,6 @@ install_tools() {
     command -v strace >/dev/null || missing+=(strace)
     command -v valgrind >/dev/null || missing+=(valgrind)
     command -v openssl >/dev/null || missing+=(openssl)
-    # jemalloc for the allocator comparison (preloaded into one Cosmoguard setup only).
-    [[ -e /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 ]] || missing+=(libjemalloc2)
     if ((${#missing[@]})); then
         log "installing ${missing[*]}"
         apt-get update -qq
@@ -147,8 +162,10 @@ cleanup() {
         kill -TERM "$SUITE_PID" 2>/dev/null || true
         wait "$SUITE_PID" 2>/dev/null || true
     fi
-    if ((status == 0)); then
+    if ((status == 0)) && [[ -z ${BENCH_KEEP_WORK:-} ]]; then
         rm -rf "$WORK"
+    elif ((status == 0)); then
+        echo "work directory kept: $WORK" >&2
     else
         echo "bench run failed (exit $status); logs kept in $WORK" >&2
     fi
@@ -162,7 +179,9 @@ ulimit -n "$(ulimit -Hn)"
 install_tools
 if ((SKIP_BUILD)); then
     for bench in classify identity policy signing; do
-        ls -t "$ROOT"/target/release/deps/"$bench"-* 2>/dev/null | grep -v '\.d$' | head -1
+        # The newest build of each bench; head ends the pipe early, which pipefail would
+        # report as a failure.
+        (set +o pipefail; ls -t "$ROOT"/target/release/deps/"$bench"-* 2>/dev/null | grep -v '\.d$' | head -1)
     done >"$WORK/criterion-executables.txt"
 else
     build
@@ -173,6 +192,17 @@ write_meta
 
 log "running the $MODE suite (work directory $WORK)"
 mapfile -t CRITERION <"$WORK/criterion-executables.txt"
+if [[ -n $ONLY ]]; then
+    if [[ $ONLY == memory ]]; then
+        SUITE_ARGS+=(--memory-only)
+    elif [[ $ONLY == profiles ]]; then
+        SUITE_ARGS+=(--profiles-only)
+    else
+        IFS=, read -r -a names <<<"$ONLY"
+        SUITE_ARGS+=(--only "${names[@]}" --rounds-only)
+    fi
+    CRITERION=()
+fi
 cd "$ROOT/bench/suite"
 "$PYTHON" suite.py --work "$WORK" --bench-binary "$ROOT/target/release/cosmoguard-bench" \
     --proxy-binary "$ROOT/target/release/cosmoguard" --criterion "${CRITERION[@]}" --rate "$RATE" \
@@ -181,6 +211,10 @@ SUITE_PID=$!
 wait "$SUITE_PID"
 SUITE_PID=""
 
+if [[ -n $ONLY ]]; then
+    "$PYTHON" report.py --results "$WORK/results.json" --summary
+    exit 0
+fi
 cp "$WORK/results.json" "$ROOT/bench/results.json"
 "$PYTHON" report.py --results "$ROOT/bench/results.json" --output "$ROOT/bench/RESULTS.md" --plots "$ROOT/bench/plots"
 log "wrote bench/RESULTS.md"

@@ -64,8 +64,9 @@ http {{
     return path
 
 
-def write_proxy(work, name, policy_file, tls=False, credential="key"):
-    """Writes a Cosmoguard configuration listening on PROXY_PORT and forwarding to the plain backend."""
+def write_proxy(work, name, policy_file, tls=False, credential="key", workers=None):
+    """Writes a Cosmoguard configuration listening on PROXY_PORT and forwarding to the plain backend.
+    `workers` sets listener.workers; by default the proxy starts one per CPU."""
     listener_tls = ""
     if tls:
         listener_tls = f"""
@@ -77,9 +78,10 @@ private_key = "{work}/server.key"
         credential_table = f'kind = "key"\nkey_file = "{work}/account.key"\n'
     else:
         credential_table = 'kind = "managed_identity"\nrequire_identity_endpoint = true\n'
+    workers_line = f"workers = {workers}\n" if workers else ""
     text = f"""[listener]
 address = "127.0.0.1:{PROXY_PORT}"
-{listener_tls}
+{workers_line}{listener_tls}
 [admin]
 address = "127.0.0.1:{PROXY_ADMIN_PORT}"
 

@@ -11,9 +11,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from suite import SETUPS, SWEEP_SETUPS  # noqa: E402
+from suite import BASELINE_SETUP, SETUPS, SWEEP_SETUPS  # noqa: E402
 
-LABELS = {setup["name"]: setup["label"] for setup in SETUPS}
+LABELS = {setup["name"]: setup["label"] for setup in [*SETUPS, BASELINE_SETUP]}
 
 
 def median(values):
@@ -38,7 +38,7 @@ def number(value, digits=0, suffix=""):
 
 def summarize(results):
     summary = {}
-    for setup in SETUPS:
+    for setup in [*SETUPS, BASELINE_SETUP]:
         trials = [trial for trial in results["trials"] if trial["setup"] == setup["name"]]
         if not trials:
             continue
@@ -298,13 +298,38 @@ def clip(function):
     return function if len(function) <= 120 else function[:117] + "..."
 
 
+def print_summary(results):
+    """Prints the load figures of a partial run, one setup per line."""
+    summary = summarize(results)
+    print(f"{'setup':<16} {'req/s 16':>22} {'req/s 64':>22} {'CPU µs, 64 (user+sys)':>22} {'CPU µs at rate':>15} "
+          f"{'p50':>6} {'p99':>6}")
+    for name, row in summary.items():
+        cpu64 = f"{number(row['cpu64'], 1)} ({number(row['user64'], 1)}+{number(row['system64'], 1)})"
+        print(f"{name:<16} {spread(row['rps16']):>22} {spread(row['rps64']):>22} {cpu64:>22} "
+              f"{number(row['cpu_open'], 1):>15} {number(row['p50']):>6} {number(row['p99']):>6}")
+    if results.get("memory"):
+        print(json.dumps(results["memory"], indent=1))
+    profiles = results.get("profiles")
+    if profiles:
+        print(strace_table(profiles))
+        print(callgrind_section(profiles))
+    for name, reason in results.get("not_measured", {}).items():
+        print(f"{name}: not measured: {reason[:300]}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--results", required=True)
-    parser.add_argument("--output", required=True)
-    parser.add_argument("--plots", required=True)
+    parser.add_argument("--output", help="where to write the results page")
+    parser.add_argument("--plots", help="the directory for the PNG plots")
+    parser.add_argument("--summary", action="store_true", help="print the main figures instead of writing the page")
     args = parser.parse_args()
     results = json.load(open(args.results))
+    if args.summary:
+        print_summary(results)
+        return
+    if not args.output or not args.plots:
+        parser.error("--output and --plots are required unless --summary is given")
     meta = results["meta"]
     summary = summarize(results)
     os.makedirs(args.plots, exist_ok=True)

@@ -20,8 +20,6 @@ import configs
 import loads
 from procs import ProcessSet, child_pids, cpu_seconds, status_kib, wait_http, wait_port
 
-JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
-
 BASE_HEADERS = [f"x-ms-documentdb-partitionkey: {loads.PARTITION_KEY}", "x-ms-version: 2020-07-15"]
 
 SETUPS = [
@@ -38,12 +36,14 @@ SETUPS = [
     {"name": "direct-h2", "label": "Direct, HTTP/2 (h2c)", "kind": "direct", "http2": True},
     {"name": "nginx-h2", "label": "nginx, HTTP/2 (h2c)", "kind": "nginx", "http2": True},
     {"name": "cg-h2", "label": "Cosmoguard, HTTP/2 (h2c)", "kind": "cg", "rules": 100, "http2": True},
-    # Levers measured without code changes: the runtime's worker count and the allocator.
-    {"name": "cg-1-worker", "label": "Cosmoguard, cached token, 1 Tokio worker", "kind": "cg", "rules": 100,
-     "env": {"TOKIO_WORKER_THREADS": "1"}},
-    {"name": "cg-jemalloc", "label": "Cosmoguard, cached token, jemalloc (LD_PRELOAD)", "kind": "cg", "rules": 100,
-     "env": {"LD_PRELOAD": JEMALLOC}},
+    # One connection worker instead of one per CPU.
+    {"name": "cg-1-worker", "label": "Cosmoguard, cached token, 1 connection worker", "kind": "cg", "rules": 100,
+     "workers": 1},
 ]
+
+# Measured only when --baseline-binary names an earlier build, to show what a change bought.
+BASELINE_SETUP = {"name": "cg-baseline", "label": "Cosmoguard baseline build: cached token, 100 rules, key signing",
+                  "kind": "cg", "rules": 100, "baseline": True}
 
 SWEEP_SETUPS = ["direct", "nginx", "cg-cached", "cg-1000"]
 
@@ -97,9 +97,11 @@ class Suite:
         """Starts a fresh Cosmoguard for one trial; returns the process or None with a reason."""
         credential = setup.get("credential", "key")
         policy = f"{self.work}/policy-{setup.get('rules', 100)}.toml"
-        config = configs.write_proxy(self.work, setup["name"], policy, tls=setup.get("tls", False), credential=credential)
+        config = configs.write_proxy(self.work, setup["name"], policy, tls=setup.get("tls", False), credential=credential,
+                                     workers=setup.get("workers"))
         log = f"{self.work}/proxy-{setup['name']}.log"
-        argv = [*wrapper, self.proxy_bin, "serve", "--config", config]
+        binary = self.args.baseline_binary if setup.get("baseline") else self.proxy_bin
+        argv = [*wrapper, binary, "serve", "--config", config]
         env = configs.proxy_environment(credential)
         env.update(setup.get("env", {}))
         process = self.processes.start(setup["name"], argv, log, env=env)
@@ -216,6 +218,8 @@ class Suite:
 
     def run_rounds(self):
         setups = [setup for setup in SETUPS if not self.args.only or setup["name"] in self.args.only]
+        if self.args.baseline_binary:
+            setups.append(BASELINE_SETUP)
         for round_index in range(self.rounds):
             shift = round_index % len(setups)
             for setup in setups[shift:] + setups[:shift]:
@@ -441,8 +445,10 @@ def main():
     parser.add_argument("--rate", type=int, default=2000, help="offered load, requests/s, for the fixed-load latency")
     parser.add_argument("--only", nargs="*", help="measure only these setups")
     parser.add_argument("--skip-callgrind", action="store_true")
+    parser.add_argument("--baseline-binary", help="an earlier cosmoguard build, measured as its own setup")
     parser.add_argument("--rounds-only", action="store_true", help="skip the sweep, memory and profile phases")
     parser.add_argument("--memory-only", action="store_true", help="run only the memory phase")
+    parser.add_argument("--profiles-only", action="store_true", help="run only the strace and callgrind profiles")
     parser.add_argument("--rounds", type=int, help="number of rounds (default 3, or 1 with --quick)")
     parser.add_argument("--output", required=True, help="where to write the results JSON")
     parser.add_argument("--meta", required=True, help="a JSON file of machine and version facts")
@@ -456,6 +462,9 @@ def main():
         suite.start_fixed_servers()
         if suite.args.memory_only:
             suite.run_memory()
+            return
+        if suite.args.profiles_only:
+            suite.run_profiles()
             return
         if suite.args.criterion:
             suite.run_criterion()
