@@ -377,7 +377,7 @@ Latency: open loop at {meta['rate']:,} requests/s over 32 connections from
 rounds' percentiles. CPU: utime + stime of the server process (nginx: master and workers;
 direct: the backend) from `/proc/PID/stat` before and after, divided by the requests of that
 run; the clock tick is 10 ms. nginx runs 2 workers with upstream keep-alive and a buffered
-access log (`buffer=64k`), and Cosmoguard its default 2 Tokio workers with an audit log file.
+access log (`buffer=64k`), and Cosmoguard its default 2 connection workers (one per CPU) with an audit log file.
 
 {table}
 
