@@ -130,22 +130,21 @@ fn lint_rule(source: &RuleSource, diagnostics: &mut Diagnostics<'_>) {
     lint_scopes(rule, &source.scope_spans, diagnostics);
 }
 
+/// Warns about container scopes on rules whose actions are all database operations,
+/// which carry no container. Throughput actions match database and container scopes,
+/// because the proxy resolves an offer to the resource it belongs to.
 fn lint_scopes(rule: &CompiledRule, spans: &[Range<usize>], diagnostics: &mut Diagnostics<'_>) {
-    let account_only = action::THROUGHPUT_READ.union(action::THROUGHPUT_REPLACE);
     let database_level = ActionSet::range(10, 13);
     for (scope, span) in rule.scopes.iter().zip(spans) {
         let never = match scope {
-            Scope::Account => false,
-            Scope::Database(_) => account_only.contains_all(rule.actions),
-            Scope::Container(_, _) => account_only
-                .union(database_level)
-                .contains_all(rule.actions),
+            Scope::Account | Scope::Database(_) => false,
+            Scope::Container(_, _) => database_level.contains_all(rule.actions),
         };
         if never {
             diagnostics.warning(
                 span.clone(),
                 format!(
-                    "scope `{scope}` of rule `{}` never matches its actions: offers are addressed by resource id, so throughput actions need scope `/`, and database operations need a database or account scope",
+                    "scope `{scope}` of rule `{}` never matches its actions: database operations need a database or account scope",
                     rule.id
                 ),
             );

@@ -647,3 +647,43 @@ fn batch_with_query_operation_is_denied() {
         "batch operation 1 (query_item in /dbs/shop/colls/orders) is not an item operation that a batch may contain"
     );
 }
+
+#[test]
+fn container_throughput_rule_matches_offer() {
+    let text = r#"
+version = 1
+
+[[rules]]
+id = "orders-throughput"
+actions = ["throughput/replace"]
+scopes = ["/dbs/shop/colls/orders"]
+principal = { subject = "capacity-bot" }
+
+[[rules]]
+id = "shop-throughput-reads"
+actions = ["throughput/read"]
+scopes = ["/dbs/shop"]
+principal = { subject = "capacity-bot" }
+"#;
+    let policy = Policy::parse(text, "throughput.toml").unwrap();
+    let caller = principal("capacity-bot");
+    let offer = |kind, container: Option<&str>| {
+        let mut offer = request(kind, T::Offer, "offers/XYZ1");
+        offer.resource_id = Some("XYZ1".to_owned());
+        offer.database = Some("shop".to_owned());
+        offer.container = container.map(str::to_owned);
+        offer
+    };
+
+    let orders = decide(&policy, &caller, &offer(K::Replace, Some("orders")));
+    assert!(orders.is_allowed(), "{orders:?}");
+    assert_eq!(orders.rule_id.as_deref(), Some("orders-throughput"));
+    assert!(!decide(&policy, &caller, &offer(K::Replace, Some("tenants"))).is_allowed());
+    assert!(!decide(&policy, &caller, &offer(K::Replace, None)).is_allowed());
+
+    let shared = decide(&policy, &caller, &offer(K::Read, None));
+    assert_eq!(shared.rule_id.as_deref(), Some("shop-throughput-reads"));
+    let mut unscoped = offer(K::Read, None);
+    unscoped.database = None;
+    assert!(!decide(&policy, &caller, &unscoped).is_allowed());
+}

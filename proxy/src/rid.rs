@@ -5,8 +5,9 @@
 //! Policies are written with names, so a RID-addressed request is decided on the names
 //! its RIDs stand for. The map is learnt from the `_rid` and `id` fields of responses
 //! the account generates about databases and containers: a read, create or replace of
-//! the named resource (whose `id` must match the name the request used) and a list
-//! feed. Query results are never learnt from, because a query can project any value
+//! the named resource (whose `id` must match the name the request used), a list feed,
+//! and the proxy's own reads by RID when it resolves an offer's owner (whose `_rid` must
+//! be the RID read). Query results are never learnt from, because a query can project any value
 //! under any name. A container RID must also belong to the database RID in the path:
 //! its first 4 bytes are the database's RID. A RID the proxy has not seen is denied,
 //! never passed: SDKs read a container by name before they address it by RID.
@@ -83,25 +84,16 @@ impl RidMap {
         };
         let (database, container) = match &address.container {
             Some(container_rid) => {
-                let unknown = || UnknownRid {
-                    rid: container_rid.clone(),
-                };
-                if !belongs_to(container_rid, &address.database) {
-                    return Err(unknown());
-                }
-                let (database, container) =
-                    self.containers.get(container_rid).ok_or_else(unknown)?;
-                if let Some(known) = self.databases.get(&address.database)
-                    && known != database
-                {
-                    return Err(unknown());
-                }
+                let (database, container) = self
+                    .container_names(&address.database, container_rid)
+                    .ok_or_else(|| UnknownRid {
+                        rid: container_rid.clone(),
+                    })?;
                 (database, Some(container))
             }
             None => {
                 let database = self
-                    .databases
-                    .get(&address.database)
+                    .database_name(&address.database)
                     .ok_or_else(|| UnknownRid {
                         rid: address.database.clone(),
                     })?;
@@ -119,6 +111,61 @@ impl RidMap {
         request.database = Some(database.to_string());
         request.container = container.map(|name| name.to_string());
         Ok(())
+    }
+
+    /// Returns the name of the database with this RID, if it has been learnt.
+    pub fn database_name(&self, database_rid: &str) -> Option<Arc<str>> {
+        self.databases.get(database_rid)
+    }
+
+    /// Returns the database and container names of a container RID, if it has been learnt
+    /// and belongs to the database RID. A database RID learnt under another name than the
+    /// container's database makes the pair unknown.
+    pub fn container_names(
+        &self,
+        database_rid: &str,
+        container_rid: &str,
+    ) -> Option<(Arc<str>, Arc<str>)> {
+        if !belongs_to(container_rid, database_rid) {
+            return None;
+        }
+        let (database, container) = self.containers.get(container_rid)?;
+        if let Some(known) = self.databases.get(database_rid)
+            && known != database
+        {
+            return None;
+        }
+        Some((database, container))
+    }
+
+    /// Learns a database from the proxy's own read of `dbs/{rid}` and returns its name.
+    /// The body must report the RID that was read, so a response about another resource
+    /// teaches nothing.
+    pub fn learn_database_read(&self, database_rid: &str, body: &[u8]) -> Option<Arc<str>> {
+        let database = read_resource(database_rid, body)?;
+        let name: Arc<str> = Arc::from(database.id);
+        self.databases.insert(database.rid, Arc::clone(&name));
+        Some(name)
+    }
+
+    /// Learns a container of the named database from the proxy's own read of
+    /// `dbs/{database rid}/colls/{rid}` and returns its name. The body must report the
+    /// RID that was read, and that RID must belong to the database RID.
+    pub fn learn_container_read(
+        &self,
+        database_rid: &str,
+        database: &str,
+        container_rid: &str,
+        body: &[u8],
+    ) -> Option<Arc<str>> {
+        if !belongs_to(container_rid, database_rid) {
+            return None;
+        }
+        let container = read_resource(container_rid, body)?;
+        let name: Arc<str> = Arc::from(container.id);
+        self.containers
+            .insert(container.rid, (Arc::from(database), Arc::clone(&name)));
+        Some(name)
     }
 
     /// Wraps a response body so the RIDs it reports are learnt when it ends, for the
@@ -211,6 +258,14 @@ impl RidMap {
             (Arc::from(database), Arc::from(container.id)),
         );
     }
+}
+
+/// Parses a database or container read by RID, when its `_rid` is the RID that was read
+/// and its `id` is not empty.
+fn read_resource(rid: &str, body: &[u8]) -> Option<Resource> {
+    serde_json::from_slice::<Resource>(body)
+        .ok()
+        .filter(|resource| resource.rid == rid && !resource.id.is_empty())
 }
 
 /// The kind of response body that RIDs are learnt from.
@@ -387,6 +442,65 @@ mod tests {
         let mut by_rid = classified(Method::GET, "/dbs/rnYYAA==/colls/rnYYAMU-+yE=/pkranges");
         let error = map.resolve(&mut by_rid).unwrap_err();
         assert_eq!(error.rid, "rnYYAMU-+yE=");
+    }
+
+    #[test]
+    fn learns_database_and_container_reads_by_rid() {
+        let map = RidMap::default();
+        let database = map.learn_database_read(
+            "rnYYAA==",
+            br#"{"id":"shop","_rid":"rnYYAA==","_self":"dbs/rnYYAA==/"}"#,
+        );
+        assert_eq!(database.as_deref(), Some("shop"));
+        let container = map.learn_container_read(
+            "rnYYAA==",
+            "shop",
+            "rnYYAMU-+yE=",
+            br#"{"id":"orders","_rid":"rnYYAMU-+yE=","_self":"dbs/rnYYAA==/colls/rnYYAMU-+yE=/"}"#,
+        );
+        assert_eq!(container.as_deref(), Some("orders"));
+
+        assert_eq!(map.database_name("rnYYAA==").as_deref(), Some("shop"));
+        let names = map.container_names("rnYYAA==", "rnYYAMU-+yE=");
+        assert_eq!(
+            names
+                .as_ref()
+                .map(|(database, container)| (&**database, &**container)),
+            Some(("shop", "orders"))
+        );
+    }
+
+    #[test]
+    fn read_by_rid_must_report_the_rid_read() {
+        let map = RidMap::default();
+        let other = br#"{"id":"hr","_rid":"ESIzAA=="}"#;
+        assert!(map.learn_database_read("rnYYAA==", other).is_none());
+        assert!(map.database_name("rnYYAA==").is_none());
+        assert!(map.database_name("ESIzAA==").is_none());
+
+        let container = br#"{"id":"orders","_rid":"ESIzAMU-+yE="}"#;
+        let learnt = map.learn_container_read("rnYYAA==", "shop", "rnYYAMU-+yE=", container);
+        assert!(learnt.is_none());
+        assert!(map.container_names("ESIzAA==", "ESIzAMU-+yE=").is_none());
+    }
+
+    #[test]
+    fn container_read_by_rid_must_belong_to_the_database() {
+        let map = RidMap::default();
+        let body = br#"{"id":"orders","_rid":"rnYYAMU-+yE="}"#;
+        let learnt = map.learn_container_read("ESIzAA==", "hr", "rnYYAMU-+yE=", body);
+        assert!(learnt.is_none());
+        assert!(map.container_names("rnYYAA==", "rnYYAMU-+yE=").is_none());
+    }
+
+    #[test]
+    fn container_names_check_the_database_rid() {
+        let map = RidMap::default();
+        map.learn_database_read("rnYYAA==", br#"{"id":"shop","_rid":"rnYYAA=="}"#);
+        let body = br#"{"id":"orders","_rid":"rnYYAMU-+yE="}"#;
+        map.learn_container_read("rnYYAA==", "hr", "rnYYAMU-+yE=", body);
+        assert!(map.container_names("rnYYAA==", "rnYYAMU-+yE=").is_none());
+        assert!(map.container_names("ESIzAA==", "rnYYAMU-+yE=").is_none());
     }
 
     #[tokio::test]

@@ -184,8 +184,8 @@ principal = {{ subject = \"x\" }}
 partition_key = [\"a\"]
 
 [[rules]]
-id = \"throughput-in-container\"
-actions = [\"throughput/replace\"]
+id = \"database-delete-in-container\"
+actions = [\"databases/delete\"]
 scopes = [\"/dbs/shop/colls/orders\"]
 principal = {{ subject = \"x\" }}
 
@@ -210,6 +210,22 @@ scopes = [\"/\"]
     assert!(warnings[1].contains("never matches its actions"));
     assert!(warnings[2].contains("names `items`"));
     assert!(warnings[3].contains("every authenticated caller"));
+}
+
+#[test]
+fn throughput_below_account_scope_passes() {
+    let text = format!(
+        "{HEADER}
+[[rules]]
+id = \"orders-throughput\"
+actions = [\"throughput/read\", \"throughput/replace\"]
+scopes = [\"/dbs/shop/colls/orders\", \"/dbs/hr\"]
+principal = {{ subject = \"x\" }}
+"
+    );
+    let report = report(&text);
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
 }
 
 #[test]

@@ -164,7 +164,7 @@ fn is_rid_addressed(segments: &[String]) -> bool {
 }
 
 /// Whether `text` is the base64 (with `-` for `/`) of exactly `bytes` bytes.
-fn is_rid(text: &str, bytes: usize) -> bool {
+pub fn is_rid(text: &str, bytes: usize) -> bool {
     let length = bytes.div_ceil(3) * 4;
     let padding = (3 - bytes % 3) % 3;
     let characters = text.as_bytes();

@@ -4,8 +4,8 @@
 //!
 //! Before forwarding such a request, the proxy reads the resource as it is now (a GET of
 //! the same resource link, signed like any request) and records what the request
-//! changes. A failed read never blocks the request: its error goes into the audit
-//! record instead. Only a replace body is buffered, up to [`MAX_REPLACE_BODY_BYTES`];
+//! changes. An offer replace reuses the offer read before the decision instead. A failed
+//! read never blocks the request: its error goes into the audit record instead. Only a replace body is buffered, up to [`MAX_REPLACE_BODY_BYTES`];
 //! every other body keeps streaming.
 
 use bytes::{Bytes, BytesMut};
@@ -54,11 +54,14 @@ pub(super) fn change_kind(operation: Operation) -> Option<ChangeKind> {
 pub(super) type Captured = Result<(ProxyBody, Option<Result<Value, String>>), ProxyError>;
 
 /// Reads the current resource for a high-change request and computes its changes.
+/// `current` is the resource (or why it is unknown) when the pipeline already read it
+/// before the decision, so the account is not asked twice.
 pub(super) async fn capture(
     upstream: &Upstream,
     parts: &request::Parts,
     body: ProxyBody,
     classified: &Classified,
+    current: Option<Result<Value, String>>,
 ) -> Captured {
     let Some(kind) = change_kind(classified.request.operation) else {
         return Ok((body, None));
@@ -73,7 +76,10 @@ pub(super) async fn capture(
         ChangeKind::Delete => (body, None),
     };
 
-    let before = read_current(upstream, parts, classified).await;
+    let before = match current {
+        Some(current) => current,
+        None => read_current(upstream, parts, classified).await,
+    };
     let changes = match (before, requested) {
         (Err(error), _) => Err(error),
         (Ok(_), Some(Err(error))) => Err(error),
@@ -112,7 +118,7 @@ async fn read_replace_body(mut body: ProxyBody) -> Result<Bytes, ProxyError> {
 
 /// GETs the resource the request addresses, at the path exactly as the caller spelled
 /// it, with the proxy's own signature.
-async fn read_current(
+pub(super) async fn read_current(
     upstream: &Upstream,
     parts: &request::Parts,
     classified: &Classified,
@@ -122,39 +128,50 @@ async fn read_current(
         OperationKind::Read,
         classified.request.operation.resource_type,
     );
-    let request = build_read_request(parts)?;
-
-    let response = upstream
-        .send(request, &read)
+    let bytes = read_with_own_credential(upstream, parts.uri.path(), &parts.headers, &read)
         .await
-        .map_err(|error| format!("the read before the change failed: {error}"))?;
-    let status = response.status();
-    let bytes = Limited::new(response.into_body(), MAX_CURRENT_BYTES)
-        .collect()
-        .await
-        .map_err(|error| format!("the read before the change failed: {error}"))?
-        .to_bytes();
-    if !status.is_success() {
-        return Err(format!(
-            "the read before the change returned status {}",
-            status.as_u16()
-        ));
-    }
+        .map_err(|error| format!("the read before the change {error}"))?;
     serde_json::from_slice(&bytes)
         .map_err(|error| format!("the current resource is not JSON: {error}"))
 }
 
-fn build_read_request(parts: &request::Parts) -> Result<Request<ProxyBody>, String> {
-    let mut request = Request::builder().method(Method::GET).uri(parts.uri.path());
+/// GETs `path` with the proxy's own signature for `classified` and returns the body of a
+/// successful response. The error completes a sentence about the read: `failed: ...` or
+/// `returned status 404`.
+pub(super) async fn read_with_own_credential(
+    upstream: &Upstream,
+    path: &str,
+    headers: &http::HeaderMap,
+    classified: &Classified,
+) -> Result<Bytes, String> {
+    let request = build_read_request(path, headers)?;
+    let response = upstream
+        .send(request, classified)
+        .await
+        .map_err(|error| format!("failed: {error}"))?;
+    let status = response.status();
+    let bytes = Limited::new(response.into_body(), MAX_CURRENT_BYTES)
+        .collect()
+        .await
+        .map_err(|error| format!("failed: {error}"))?
+        .to_bytes();
+    if !status.is_success() {
+        return Err(format!("returned status {}", status.as_u16()));
+    }
+    Ok(bytes)
+}
+
+fn build_read_request(path: &str, headers: &http::HeaderMap) -> Result<Request<ProxyBody>, String> {
+    let mut request = Request::builder().method(Method::GET).uri(path);
     for name in COPIED_HEADERS {
-        if let Some(value) = parts.headers.get(name) {
+        if let Some(value) = headers.get(name) {
             request = request.header(name, value.clone());
         }
     }
     request
         .header(header::ACCEPT, HeaderValue::from_static("application/json"))
         .body(full(Bytes::new()))
-        .map_err(|error| format!("cannot build the read request: {error}"))
+        .map_err(|error| format!("failed: cannot build the request: {error}"))
 }
 
 /// Returns the top-level fields whose values differ, each as `{"before", "after"}`.

@@ -4,7 +4,9 @@
 //! 2. Authentication of the caller's token, before anything about the request is
 //!    trusted. A caller without a valid token learns nothing about the path.
 //! 3. Classification into a Cosmos operation and resource (also computed before
-//!    authentication, only to enrich the audit record of a rejected request).
+//!    authentication, only to enrich the audit record of a rejected request). An offer
+//!    read or replace is then resolved to the database or container it belongs to, by
+//!    reading the offer with the proxy's own credential.
 //! 4. The policy decision, which needs both the principal and the classified request.
 //! 5. Signing with the proxy's credential and forwarding, only for allowed requests.
 //! 6. The account-read rewrite, so SDK endpoint discovery keeps using the proxy.
@@ -15,6 +17,7 @@
 mod diff;
 mod drain;
 mod finish;
+mod offer;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -147,10 +150,22 @@ impl Proxy {
         if classified.rid.is_some() {
             finish.note_request(&classified);
         }
+        // Offers are addressed by RID only, so their owner comes from the account.
+        let offer = if offer::addresses_offer(&classified) {
+            let resolved =
+                offer::resolve(&self.upstream, &self.rids, &parts, &mut classified).await;
+            finish.note_request(&classified);
+            Some(resolved)
+        } else {
+            None
+        };
         // A body the decision depends on is read now; any other body stays unread until
         // the request is allowed, so a rejected request's body can still be drained.
         let read_body = if classified.needs_body() {
-            let read = self.read_body(take_body(body)?, &mut classified).await?;
+            let owner = offer.as_ref().and_then(|offer| offer.owner.as_ref());
+            let read = self
+                .read_body(take_body(body)?, &mut classified, owner)
+                .await?;
             // The body named the created resource or the batch's operations.
             finish.note_request(&classified);
             Some(read)
@@ -162,10 +177,16 @@ impl Proxy {
             source_address: peer.map(|peer| peer.ip()),
             unix_time: unix_time(),
         };
-        let decision = self
+        let mut decision = self
             .policy
             .load()
             .decide(&principal, &classified.request, &context);
+        if let Some(why) = offer.as_ref().and_then(|offer| offer.unresolved.as_ref()) {
+            decision.reason = format!(
+                "{}, and only rules scoped to `/` apply because the offer's database and container are unknown: {why}",
+                decision.reason
+            );
+        }
         finish.note_decision(&decision);
         if !decision.is_allowed() {
             return Err(ProxyError::Denied {
@@ -185,8 +206,11 @@ impl Proxy {
             // The rewrite needs the JSON as sent, not compressed.
             parts.headers.remove(http::header::ACCEPT_ENCODING);
         }
-        // High-change operations read the resource first, to record what they change.
-        let (body, changes) = diff::capture(&self.upstream, &parts, body, &classified).await?;
+        // High-change operations read the resource first, to record what they change. An
+        // offer was already read before the decision.
+        let current = offer.map(|offer| offer.current);
+        let (body, changes) =
+            diff::capture(&self.upstream, &parts, body, &classified, current).await?;
         if let Some(changes) = changes {
             finish.note_changes(changes);
         }
@@ -212,12 +236,14 @@ impl Proxy {
     }
 
     /// Reads a body the decision depends on (bounded): a batch, whose operations are
-    /// authorized one by one, or a create or upsert, whose new resource's id is in the
-    /// body. The bytes are then forwarded from memory.
+    /// authorized one by one, a create or upsert, whose new resource's id is in the body,
+    /// or a replace, whose body must name the resource it replaces (and for an offer,
+    /// the `offer_owner` the account reported). The bytes are then forwarded from memory.
     async fn read_body(
         &self,
         body: Incoming,
         classified: &mut Classified,
+        offer_owner: Option<&offer::OfferOwner>,
     ) -> Result<ProxyBody, ProxyError> {
         if classified.request.operation.kind == OperationKind::Batch {
             let bytes = read_limited(body, classify::MAX_BATCH_BODY_BYTES).await?;
@@ -228,6 +254,9 @@ impl Proxy {
         let bytes = read_limited(body, classify::MAX_CREATE_BODY_BYTES).await?;
         if classified.request.operation.kind == OperationKind::Replace {
             classify::check_replaced_id(classified, &bytes).map_err(ProxyError::Invalid)?;
+            if let Some(owner) = offer_owner {
+                offer::check_replaced_owner(owner, &bytes).map_err(ProxyError::Invalid)?;
+            }
         } else {
             classify::apply_created_id(classified, &bytes).map_err(ProxyError::Invalid)?;
         }
