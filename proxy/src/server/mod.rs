@@ -3,6 +3,7 @@
 //! and health.
 
 pub mod admin;
+mod protocol;
 pub mod tls;
 mod workers;
 
@@ -11,10 +12,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -89,46 +90,55 @@ fn spawn_connection(
     peer: SocketAddr,
     tls: Option<&TlsAcceptor>,
     proxy: &Arc<Proxy>,
-    builder: &auto::Builder<TokioExecutor>,
+    builders: &ConnectionBuilders,
     graceful: &GracefulShutdown,
     open: workers::OpenConnection,
 ) {
-    let handler = Arc::clone(proxy);
-    // hyper keeps room for one request future per connection for as long as the
-    // connection lives. The pipeline's future is several KiB, so it is boxed per request
-    // and an idle connection keeps only a pointer.
-    let service = service_fn(move |request| {
-        let handler = Arc::clone(&handler);
-        async move {
-            let response = Box::pin(handler.handle(request, Some(peer))).await;
-            Ok::<_, std::convert::Infallible>(response)
-        }
-    });
-    let builder = builder.clone();
+    let builders = builders.clone();
     let watcher = graceful.watcher();
     let proxy = Arc::clone(proxy);
-    match tls {
-        None => {
-            let connection = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .into_owned();
-            tokio::spawn(async move {
-                let result = watcher.watch(connection).await;
-                report_connection_end(&proxy, peer, result);
-                drop(open);
-            });
-        }
-        Some(acceptor) => {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
+    let acceptor = tls.cloned();
+    tokio::spawn(async move {
+        let result = match acceptor {
+            None => {
+                let Some(protocol) = first_bytes(&stream, peer).await else {
+                    return;
+                };
+                builders
+                    .serve(stream, protocol, &proxy, peer, watcher)
+                    .await
+            }
+            Some(acceptor) => {
                 let Some(stream) = handshake(&acceptor, stream, peer).await else {
                     return;
                 };
-                let connection = builder.serve_connection(TokioIo::new(stream), service);
-                let result = watcher.watch(connection.into_owned()).await;
-                report_connection_end(&proxy, peer, result);
-                drop(open);
-            });
+                let protocol = protocol::Protocol::from_alpn(stream.get_ref().1.alpn_protocol());
+                builders
+                    .serve(stream, protocol, &proxy, peer, watcher)
+                    .await
+            }
+        };
+        report_connection_end(&proxy, peer, result);
+        drop(open);
+    });
+}
+
+/// Waits for a plain connection's first bytes, up to the header read timeout, and returns
+/// the protocol they show. Returns `None` when the connection closed or sent nothing in
+/// time.
+async fn first_bytes(
+    stream: &tokio::net::TcpStream,
+    peer: SocketAddr,
+) -> Option<protocol::Protocol> {
+    match tokio::time::timeout(HEADER_READ_TIMEOUT, protocol::sniff(stream)).await {
+        Ok(Ok(protocol)) => protocol,
+        Ok(Err(error)) => {
+            tracing::debug!(%error, client.address = %peer, "Failed to read a connection's first bytes");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(client.address = %peer, "Closed a connection that sent no bytes within the header read timeout");
+            None
         }
     }
 }
@@ -166,19 +176,66 @@ fn report_connection_end(
     }
 }
 
-/// HTTP/1.1 and HTTP/2 on one listener (ALPN or the HTTP/2 preface decides), with
-/// header buffers sized a little above the pipeline's own limit, so most oversized
-/// requests reach the pipeline and get an audited 431.
-fn connection_builder(max_header_bytes: usize) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_buf_size((max_header_bytes + 16 * 1024).max(8192));
-    builder
-        .http2()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .max_header_list_size(u32::try_from(max_header_bytes + 16 * 1024).unwrap_or(u32::MAX));
-    builder
+/// The HTTP/1.1 and HTTP/2 settings of the data listener, with header buffers sized a
+/// little above the pipeline's own limit, so most oversized requests reach the pipeline
+/// and get an audited 431.
+#[derive(Clone)]
+pub(super) struct ConnectionBuilders {
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+}
+
+impl ConnectionBuilders {
+    pub(super) fn new(max_header_bytes: usize) -> ConnectionBuilders {
+        let buffer = max_header_bytes + 16 * 1024;
+        let mut http1 = http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .max_buf_size(buffer.max(8192));
+        let mut http2 = http2::Builder::new(TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(buffer).unwrap_or(u32::MAX));
+        ConnectionBuilders { http1, http2 }
+    }
+
+    /// Serves HTTP on `io` until either side closes it or shutdown drains it.
+    async fn serve<I>(
+        &self,
+        io: I,
+        protocol: protocol::Protocol,
+        proxy: &Arc<Proxy>,
+        peer: SocketAddr,
+        watcher: Watcher,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let handler = Arc::clone(proxy);
+        // hyper keeps room for one request future per connection for as long as the
+        // connection lives. The pipeline's future is several KiB, so it is boxed per request
+        // and an idle connection keeps only a pointer.
+        let service = service_fn(move |request| {
+            let handler = Arc::clone(&handler);
+            async move {
+                let response = Box::pin(handler.handle(request, Some(peer))).await;
+                Ok::<_, std::convert::Infallible>(response)
+            }
+        });
+        let io = TokioIo::new(io);
+        let result = match protocol {
+            protocol::Protocol::Http1 => {
+                watcher
+                    .watch(self.http1.serve_connection(io, service))
+                    .await
+            }
+            protocol::Protocol::Http2 => {
+                watcher
+                    .watch(self.http2.serve_connection(io, service))
+                    .await
+            }
+        };
+        result.map_err(Into::into)
+    }
 }
