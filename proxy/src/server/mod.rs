@@ -90,11 +90,11 @@ fn spawn_connection(
     peer: SocketAddr,
     tls: Option<&TlsAcceptor>,
     proxy: &Arc<Proxy>,
-    builders: &ConnectionBuilders,
+    builders: &Arc<ConnectionBuilders>,
     graceful: &GracefulShutdown,
     open: workers::OpenConnection,
 ) {
-    let builders = builders.clone();
+    let builders = Arc::clone(builders);
     let watcher = graceful.watcher();
     let proxy = Arc::clone(proxy);
     let acceptor = tls.cloned();
@@ -109,7 +109,9 @@ fn spawn_connection(
                     .await
             }
             Some(acceptor) => {
-                let Some(stream) = handshake(&acceptor, stream, peer).await else {
+                // Boxed, so that the connection's task does not keep room for the
+                // handshake's state after it ends.
+                let Some(stream) = Box::pin(handshake(&acceptor, stream, peer)).await else {
                     return;
                 };
                 let protocol = protocol::Protocol::from_alpn(stream.get_ref().1.alpn_protocol());
@@ -230,10 +232,10 @@ impl ConnectionBuilders {
                     .watch(self.http1.serve_connection(io, service))
                     .await
             }
+            // Boxed, so that the task of every HTTP/1.1 connection is not sized for an
+            // HTTP/2 connection's state.
             protocol::Protocol::Http2 => {
-                watcher
-                    .watch(self.http2.serve_connection(io, service))
-                    .await
+                Box::pin(watcher.watch(self.http2.serve_connection(io, service))).await
             }
         };
         result.map_err(Into::into)

@@ -148,7 +148,7 @@ async fn serve(
     open_connections: &Arc<AtomicUsize>,
 ) {
     let graceful = GracefulShutdown::new();
-    let builders = super::ConnectionBuilders::new(settings.max_header_bytes);
+    let builders = Arc::new(super::ConnectionBuilders::new(settings.max_header_bytes));
     while let Some(Accepted { stream, peer }) = receiver.recv().await {
         let guard = OpenConnection(Arc::clone(open_connections));
         let stream = match tokio::net::TcpStream::from_std(stream) {
