@@ -471,7 +471,7 @@ mod tests {
     }
 
     #[test]
-    fn read_by_rid_must_report_the_rid_read() {
+    fn rejects_read_reporting_other_rid() {
         let map = RidMap::default();
         let other = br#"{"id":"hr","_rid":"ESIzAA=="}"#;
         assert!(map.learn_database_read("rnYYAA==", other).is_none());
@@ -485,7 +485,7 @@ mod tests {
     }
 
     #[test]
-    fn container_read_by_rid_must_belong_to_the_database() {
+    fn rejects_container_of_other_database() {
         let map = RidMap::default();
         let body = br#"{"id":"orders","_rid":"rnYYAMU-+yE="}"#;
         let learnt = map.learn_container_read("ESIzAA==", "hr", "rnYYAMU-+yE=", body);

@@ -5,8 +5,8 @@
 //! Before forwarding such a request, the proxy reads the resource as it is now (a GET of
 //! the same resource link, signed like any request) and records what the request
 //! changes. An offer replace reuses the offer read before the decision instead. A failed
-//! read never blocks the request: its error goes into the audit record instead. Only a replace body is buffered, up to [`MAX_REPLACE_BODY_BYTES`];
-//! every other body keeps streaming.
+//! read never blocks the request: its error goes into the audit record. Only a replace
+//! body is buffered, up to [`MAX_REPLACE_BODY_BYTES`]; every other body keeps streaming.
 
 use bytes::{Bytes, BytesMut};
 use cosmoguard_policy::{Operation, OperationKind, ResourceType};

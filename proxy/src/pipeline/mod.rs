@@ -310,7 +310,7 @@ fn reject_token_copies(headers: &HeaderMap, uri: &http::Uri) -> Result<(), Proxy
     let Some(signature) = token_signature(&token) else {
         return Ok(());
     };
-    // Most values are shorter than a signature and cannot hold one, so the searcher is
+    // Most values are shorter than a signature and cannot contain one, so the searcher is
     // built only for a value long enough.
     let mut finder = None;
     let mut contains = |value: &[u8]| {

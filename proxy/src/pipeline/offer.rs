@@ -161,8 +161,9 @@ fn offer_text<'a>(offer: &'a Value, name: &str) -> Result<&'a str, String> {
 /// owner the account reported, so the body must not name another. A body without those
 /// fields is left to the service.
 pub(super) fn check_replaced_owner(owner: &OfferOwner, body: &[u8]) -> Result<(), ClassifyError> {
-    let fields: OfferFields = serde_json::from_slice(body)
-        .map_err(|error| ClassifyError::InvalidBody(format!("expected a JSON object: {error}")))?;
+    let fields: OfferFields = serde_json::from_slice(body).map_err(|error| {
+        ClassifyError::InvalidBody(format!("the offer body is not a JSON object: {error}"))
+    })?;
     if let Some(value) = fields.resource_rid {
         let rid = body_text(value, "offerResourceId")?;
         if rid != owner.resource_rid {
@@ -188,7 +189,7 @@ fn body_text(value: Value, name: &str) -> Result<String, ClassifyError> {
     match value {
         Value::String(text) => Ok(text),
         _ => Err(ClassifyError::InvalidBody(format!(
-            "the {name} is not a string"
+            "the body's {name} is not a string"
         ))),
     }
 }
@@ -311,7 +312,7 @@ mod tests {
     }
 
     #[test]
-    fn rejects_offer_whose_resource_id_is_not_its_resource() {
+    fn rejects_mismatched_offer_resource_id() {
         let offer = json!({"resource": "dbs/rnYYAA==/colls/rnYYAMU-+yE=/", "offerResourceId": "rnYYAMU-+yF="});
         let error = parse_owner(&offer).unwrap_err();
         assert!(error.contains("is not the resource"), "{error}");

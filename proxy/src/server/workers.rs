@@ -89,7 +89,7 @@ impl Workers {
         worker.open_connections.fetch_add(1, Ordering::Relaxed);
         if worker.sender.send(Accepted { stream, peer }).is_err() {
             worker.open_connections.fetch_sub(1, Ordering::Relaxed);
-            tracing::error!(client.address = %peer, "A connection worker has stopped; closed the connection");
+            tracing::error!(client.address = %peer, "Closed a connection because its worker has stopped");
         }
     }
 
