@@ -11,9 +11,8 @@ use std::time::Duration;
 use http::{HeaderValue, Response, Version, header};
 use http_body::Body as _;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 
-use crate::body::ProxyBody;
+use crate::body::{ProxyBody, RequestBody};
 
 /// The most of an unread body that is read and discarded to keep the connection.
 const MAX_DRAIN_BYTES: usize = 1024 * 1024;
@@ -24,7 +23,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// Drains an unread body (bounded in size and time) and marks the response
 /// `Connection: close`. A request without a body keeps its connection.
 pub(super) async fn drain_unread_body(
-    body: Incoming,
+    body: RequestBody,
     version: Version,
     response: &mut Response<ProxyBody>,
 ) {
@@ -43,7 +42,7 @@ pub(super) async fn drain_unread_body(
 }
 
 /// Reads and discards up to [`MAX_DRAIN_BYTES`]; returns whether the body ended.
-async fn drain(mut body: Incoming) -> bool {
+async fn drain(mut body: RequestBody) -> bool {
     let mut read = 0;
     loop {
         match body.frame().await {

@@ -28,12 +28,11 @@ use bytes::Bytes;
 use cosmoguard_policy::{Context, OperationKind, Policy, ResourceType};
 use http::{HeaderMap, Request, Response};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use url::Url;
 
 use crate::account;
 use crate::audit::AuditSink;
-use crate::body::{BoxError, ProxyBody, full};
+use crate::body::{BoxError, ProxyBody, RequestBody, full};
 use crate::classify::{self, Classified};
 use crate::error::ProxyError;
 use crate::identity::Authenticator;
@@ -91,7 +90,7 @@ impl Proxy {
     /// each error becomes an error response and an audit record.
     pub async fn handle(
         self: Arc<Self>,
-        request: Request<Incoming>,
+        request: Request<RequestBody>,
         peer: Option<SocketAddr>,
     ) -> Response<ProxyBody> {
         let mut finish = Finish::start(&self, &request, peer);
@@ -119,7 +118,7 @@ impl Proxy {
     async fn process(
         &self,
         mut parts: http::request::Parts,
-        body: &mut Option<Incoming>,
+        body: &mut Option<RequestBody>,
         peer: Option<SocketAddr>,
         finish: &mut Finish,
     ) -> Result<Response<ProxyBody>, ProxyError> {
@@ -241,7 +240,7 @@ impl Proxy {
     /// the `offer_owner` the account reported). The bytes are then forwarded from memory.
     async fn read_body(
         &self,
-        body: Incoming,
+        body: RequestBody,
         classified: &mut Classified,
         offer_owner: Option<&offer::OfferOwner>,
     ) -> Result<ProxyBody, ProxyError> {
@@ -265,7 +264,7 @@ impl Proxy {
 
     async fn rewrite_account(
         &self,
-        response: Response<Incoming>,
+        response: Response<hyper::body::Incoming>,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         let (mut parts, body) = response.into_parts();
         let bytes = Limited::new(body, self.limits.max_account_response_bytes)
@@ -358,7 +357,7 @@ fn pin_operation_headers(headers: &mut HeaderMap, classified: &Classified) {
 }
 
 /// Takes the request body out of its slot; it is there until the request is forwarded.
-fn take_body(body: &mut Option<Incoming>) -> Result<Incoming, ProxyError> {
+fn take_body(body: &mut Option<RequestBody>) -> Result<RequestBody, ProxyError> {
     body.take()
         .ok_or_else(|| ProxyError::BodyRead("the request body was already read".to_owned()))
 }
@@ -405,7 +404,7 @@ fn uri_length(uri: &http::Uri) -> usize {
 /// The maximum time a body the decision depends on may take to arrive.
 const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-async fn read_limited(body: Incoming, max: usize) -> Result<Bytes, ProxyError> {
+async fn read_limited(body: RequestBody, max: usize) -> Result<Bytes, ProxyError> {
     let collected = tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, max).collect())
         .await
         .map_err(|_| ProxyError::BodyTimeout(BODY_READ_TIMEOUT))?;
@@ -430,7 +429,7 @@ fn unix_time() -> i64 {
 /// `Send`; this fails to compile, not at run time, when a change breaks that.
 #[cfg(test)]
 #[allow(dead_code)]
-fn handle_future_is_send(proxy: Arc<Proxy>, request: Request<Incoming>) {
+fn handle_future_is_send(proxy: Arc<Proxy>, request: Request<RequestBody>) {
     fn assert_send<T: Send>(_: T) {}
     assert_send(proxy.handle(request, None));
 }

@@ -3,23 +3,28 @@
 //! and health.
 
 pub mod admin;
+mod idle;
 mod protocol;
 pub mod tls;
 mod workers;
 
-use std::future::Future;
+use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::{Request, Response};
+use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::pipeline::Proxy;
+pub(crate) use idle::InFlight;
 use workers::{WorkerSettings, Workers};
 
 /// Time allowed for a TLS handshake before the connection is closed.
@@ -91,38 +96,153 @@ fn spawn_connection(
     tls: Option<&TlsAcceptor>,
     proxy: &Arc<Proxy>,
     builders: &Arc<ConnectionBuilders>,
-    graceful: &GracefulShutdown,
+    shutdown: &Shutdown,
     open: workers::OpenConnection,
 ) {
     let builders = Arc::clone(builders);
-    let watcher = graceful.watcher();
+    let mut shutdown = shutdown.clone();
     let proxy = Arc::clone(proxy);
     let acceptor = tls.cloned();
     tokio::spawn(async move {
         let result = match acceptor {
-            None => {
-                let Some(protocol) = first_bytes(&stream, peer).await else {
-                    return;
-                };
-                builders
-                    .serve(stream, protocol, &proxy, peer, watcher)
+            None => match first_bytes(&stream, peer).await {
+                None => return,
+                Some(protocol::Protocol::Http1) => {
+                    let service = |activity| request_service(&proxy, peer, Some(activity));
+                    idle::serve(
+                        stream,
+                        &builders.http1,
+                        service,
+                        HEADER_READ_TIMEOUT,
+                        &mut shutdown,
+                    )
                     .await
-            }
-            Some(acceptor) => {
-                // Boxed, so that the connection's task does not keep room for the
-                // handshake's state after it ends.
-                let Some(stream) = Box::pin(handshake(&acceptor, stream, peer)).await else {
-                    return;
-                };
+                    .map_err(Into::into)
+                }
+                // Boxed, like the TLS branch, so that the task of a plain HTTP/1.1
+                // connection is sized for that connection alone.
+                Some(protocol::Protocol::Http2) => {
+                    Box::pin(builders.serve(
+                        stream,
+                        protocol::Protocol::Http2,
+                        &proxy,
+                        peer,
+                        &mut shutdown,
+                    ))
+                    .await
+                }
+            },
+            Some(acceptor) => Box::pin(async {
+                let stream = handshake(&acceptor, stream, peer).await?;
                 let protocol = protocol::Protocol::from_alpn(stream.get_ref().1.alpn_protocol());
-                builders
-                    .serve(stream, protocol, &proxy, peer, watcher)
-                    .await
-            }
+                Some(
+                    builders
+                        .serve(stream, protocol, &proxy, peer, &mut shutdown)
+                        .await,
+                )
+            })
+            .await
+            .unwrap_or(Ok(())),
         };
         report_connection_end(&proxy, peer, result);
         drop(open);
     });
+}
+
+/// The future of one request: boxed, because hyper keeps room for one per connection for
+/// as long as the connection lives, and the pipeline's future is several KiB.
+type RequestFuture = Pin<
+    Box<dyn Future<Output = Result<Response<idle::ResponseBody>, std::convert::Infallible>> + Send>,
+>;
+
+/// The service of one hyper connection. With `activity`, it tells the connection when a
+/// request is in flight, so an idle plain HTTP/1.1 connection can release hyper's state.
+fn request_service(
+    proxy: &Arc<Proxy>,
+    peer: SocketAddr,
+    activity: Option<Arc<idle::Activity>>,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = Response<idle::ResponseBody>,
+    Error = std::convert::Infallible,
+    Future = RequestFuture,
+> + Clone
++ Unpin {
+    let handler = Arc::clone(proxy);
+    service_fn(move |request: Request<Incoming>| -> RequestFuture {
+        let (parts, body) = request.into_parts();
+        let (body, in_flight) = idle::track(activity.as_ref(), body);
+        let request = Request::from_parts(parts, body);
+        let handler = Arc::clone(&handler);
+        Box::pin(async move {
+            let response = handler.handle(request, Some(peer)).await;
+            Ok(response.map(|body| idle::ResponseBody::new(body, in_flight)))
+        })
+    })
+}
+
+/// The listener's shutdown signal, as each connection sees it.
+#[derive(Clone, Debug)]
+pub(super) struct Shutdown(watch::Receiver<bool>);
+
+impl Shutdown {
+    fn is_requested(&self) -> bool {
+        *self.0.borrow() || self.0.has_changed().is_err()
+    }
+
+    /// Completes once shutdown is requested (or the listener is gone).
+    async fn requested(&mut self) {
+        // An error means the sender is gone, which is shutdown too.
+        let _ = self.0.wait_for(|requested| *requested).await;
+    }
+}
+
+/// A hyper connection that can be asked to finish its requests and close.
+trait Drain: Future<Output = Result<(), hyper::Error>> {
+    fn drain(self: Pin<&mut Self>);
+}
+
+impl<I, S, B> Drain for http1::Connection<I, S>
+where
+    S: hyper::service::HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    B: http_body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn drain(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+impl<I, S, B, E> Drain for http2::Connection<I, S, E>
+where
+    S: hyper::service::HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, B>,
+{
+    fn drain(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+/// Runs `connection` to its end, asking it to drain once shutdown is requested.
+async fn until_done<C: Drain>(connection: C, shutdown: &mut Shutdown) -> Result<(), hyper::Error> {
+    let mut connection = std::pin::pin!(connection);
+    let mut requested = std::pin::pin!(shutdown.requested());
+    let mut draining = false;
+    poll_fn(|cx| {
+        if !draining && requested.as_mut().poll(cx).is_ready() {
+            draining = true;
+            connection.as_mut().drain();
+        }
+        connection.as_mut().poll(cx)
+    })
+    .await
 }
 
 /// Waits for a plain connection's first bytes, up to the header read timeout, and returns
@@ -202,40 +322,35 @@ impl ConnectionBuilders {
         ConnectionBuilders { http1, http2 }
     }
 
-    /// Serves HTTP on `io` until either side closes it or shutdown drains it.
+    /// Serves HTTP on `io` until either side closes it or shutdown drains it. Plain
+    /// HTTP/1.1 is served by [`idle::serve`] instead.
     async fn serve<I>(
         &self,
         io: I,
         protocol: protocol::Protocol,
         proxy: &Arc<Proxy>,
         peer: SocketAddr,
-        watcher: Watcher,
+        shutdown: &mut Shutdown,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let handler = Arc::clone(proxy);
-        // hyper keeps room for one request future per connection for as long as the
-        // connection lives. The pipeline's future is several KiB, so it is boxed per request
-        // and an idle connection keeps only a pointer.
-        let service = service_fn(move |request| {
-            let handler = Arc::clone(&handler);
-            async move {
-                let response = Box::pin(handler.handle(request, Some(peer))).await;
-                Ok::<_, std::convert::Infallible>(response)
-            }
-        });
+        // TODO: release hyper's buffers of idle TLS connections too; rustls may hold
+        // decrypted bytes, so socket readiness alone cannot tell that one is idle.
+        let service = request_service(proxy, peer, None);
         let io = TokioIo::new(io);
         let result = match protocol {
             protocol::Protocol::Http1 => {
-                watcher
-                    .watch(self.http1.serve_connection(io, service))
-                    .await
+                until_done(self.http1.serve_connection(io, service), shutdown).await
             }
             // Boxed, so that the task of every HTTP/1.1 connection is not sized for an
             // HTTP/2 connection's state.
             protocol::Protocol::Http2 => {
-                Box::pin(watcher.watch(self.http2.serve_connection(io, service))).await
+                Box::pin(until_done(
+                    self.http2.serve_connection(io, service),
+                    shutdown,
+                ))
+                .await
             }
         };
         result.map_err(Into::into)

@@ -13,8 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::pipeline::Proxy;
@@ -147,7 +146,8 @@ async fn serve(
     settings: &WorkerSettings,
     open_connections: &Arc<AtomicUsize>,
 ) {
-    let graceful = GracefulShutdown::new();
+    let (stop, listening) = watch::channel(false);
+    let shutdown = super::Shutdown(listening);
     let builders = Arc::new(super::ConnectionBuilders::new(settings.max_header_bytes));
     while let Some(Accepted { stream, peer }) = receiver.recv().await {
         let guard = OpenConnection(Arc::clone(open_connections));
@@ -164,11 +164,13 @@ async fn serve(
             settings.tls.as_ref(),
             &proxy,
             &builders,
-            &graceful,
+            &shutdown,
             guard,
         );
     }
-    if tokio::time::timeout(settings.grace, graceful.shutdown())
+    drop(shutdown);
+    stop.send_replace(true);
+    if tokio::time::timeout(settings.grace, stop.closed())
         .await
         .is_err()
     {

@@ -1,0 +1,344 @@
+//! Plain HTTP/1.1 connections that hold only their socket while they wait for the next
+//! request.
+//!
+//! hyper keeps a connection's read buffer, header write buffer and last header map for
+//! the connection's life, and its server API cannot release them between requests, so an
+//! SDK's pool of idle keep-alive connections cost about 15 KiB each (bench/RESULTS.md).
+//! Like nginx, which frees its buffers on idle keep-alive connections, the proxy takes a
+//! connection with nothing in flight back from hyper when its socket has no bytes to read.
+//! [`IdleStream`] reports the end of the stream to hyper, which then finishes without
+//! shutting the socket down. [`serve`] drops hyper's state, waits until the socket is
+//! readable and serves it with a new hyper connection. The client keeps one keep-alive
+//! connection throughout.
+//!
+//! A request is in flight from the moment hyper hands it to the service until hyper has
+//! dropped its response body and the request body has been read to its end
+//! ([`InFlight`]). A request body dropped before its end leaves hyper draining or closing
+//! the connection, so that hyper connection is never taken back. Bytes hyper had read but
+//! not parsed (the start of a head sent in several pieces, or a pipelined request) come
+//! back in hyper's read buffer and are given to the next hyper connection first.
+
+use std::future::{Future, poll_fn};
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::HttpService;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use super::Shutdown;
+use crate::body::ProxyBody;
+
+/// The in-flight state of one hyper connection, shared by its stream and its service.
+#[derive(Debug)]
+pub(crate) struct Activity {
+    /// Response bodies hyper has not dropped and request bodies not read to their end.
+    in_flight: AtomicU32,
+    /// A request body was dropped before its end. hyper then drains it or closes, so the
+    /// connection is never taken back from this hyper connection.
+    abandoned: AtomicBool,
+    /// False from the time hyper handed back the start of an unfinished head until the
+    /// next request, so hyper's header read timeout runs without being restarted.
+    may_release: AtomicBool,
+    /// Set by [`IdleStream`] when it reported the end of the stream to take the socket back.
+    released: AtomicBool,
+}
+
+impl Activity {
+    fn new(may_release: bool) -> Arc<Activity> {
+        Arc::new(Activity {
+            in_flight: AtomicU32::new(0),
+            abandoned: AtomicBool::new(false),
+            may_release: AtomicBool::new(may_release),
+            released: AtomicBool::new(false),
+        })
+    }
+
+    /// Marks the start of a request: its response is in flight until the returned guard
+    /// drops.
+    pub(crate) fn start_request(self: &Arc<Self>) -> InFlight {
+        self.may_release.store(true, Ordering::Relaxed);
+        self.hold()
+    }
+
+    /// Marks a request body as in flight until it is read to its end.
+    pub(crate) fn hold(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(Arc::clone(self))
+    }
+
+    fn is_idle(&self) -> bool {
+        self.in_flight.load(Ordering::Relaxed) == 0
+            && !self.abandoned.load(Ordering::Relaxed)
+            && self.may_release.load(Ordering::Relaxed)
+    }
+}
+
+/// A guard on a response or request body that hyper or the pipeline still uses.
+#[derive(Debug)]
+pub(crate) struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    /// Records that a request body was dropped before its end.
+    pub(crate) fn abandon(self) {
+        self.0.abandoned.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Starts tracking a request: returns its request body, held until read to its end, and
+/// the guard its response body carries. Without `activity` (TLS and HTTP/2 connections)
+/// nothing is tracked.
+pub(super) fn track(
+    activity: Option<&Arc<Activity>>,
+    body: Incoming,
+) -> (crate::body::RequestBody, Option<InFlight>) {
+    let Some(activity) = activity else {
+        return (crate::body::RequestBody::new(body, None), None);
+    };
+    let response = activity.start_request();
+    let body_hold = (!body.is_end_stream()).then(|| activity.hold());
+    (
+        crate::body::RequestBody::new(body, body_hold),
+        Some(response),
+    )
+}
+
+/// A response body that keeps its request in flight until hyper drops it.
+pub(super) struct ResponseBody {
+    inner: ProxyBody,
+    _in_flight: Option<InFlight>,
+}
+
+impl ResponseBody {
+    pub(super) fn new(inner: ProxyBody, in_flight: Option<InFlight>) -> ResponseBody {
+        ResponseBody {
+            inner,
+            _in_flight: in_flight,
+        }
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = crate::body::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The socket that hyper reads and writes. Reads return the bytes handed back from the
+/// previous hyper connection first, then the socket's, and the end of the stream when
+/// nothing is in flight and the socket has nothing to read.
+pub(super) struct IdleStream {
+    stream: TcpStream,
+    handed_back: Bytes,
+    activity: Arc<Activity>,
+    /// hyper wrote since it last flushed, so its write buffer may hold bytes.
+    unflushed: bool,
+    /// A read found the connection idle but for unflushed bytes: hyper is woken after
+    /// the flush so it reads again and the socket can be taken back.
+    wake_after_flush: bool,
+}
+
+impl IdleStream {
+    fn new(stream: TcpStream, handed_back: Bytes, activity: Arc<Activity>) -> IdleStream {
+        IdleStream {
+            stream,
+            handed_back,
+            activity,
+            unflushed: false,
+            wake_after_flush: false,
+        }
+    }
+
+    /// Reads from the socket, or reports the end of the stream when the socket has
+    /// nothing to read.
+    fn poll_read_or_release(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        loop {
+            match self.stream.poll_read_ready(cx) {
+                Poll::Pending => {
+                    self.activity.released.store(true, Ordering::Relaxed);
+                    return Poll::Ready(Ok(()));
+                }
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                Poll::Ready(Ok(())) => {}
+            }
+            // Readiness can be stale; a read that would block clears it, so the next
+            // check above answers for the socket as it is.
+            match Pin::new(&mut self.stream).poll_read(cx, buf) {
+                Poll::Pending => {}
+                ready => return ready,
+            }
+        }
+    }
+}
+
+impl AsyncRead for IdleStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        if !this.handed_back.is_empty() {
+            let count = this.handed_back.len().min(buf.remaining());
+            buf.put_slice(&this.handed_back[..count]);
+            this.handed_back.advance(count);
+            return Poll::Ready(Ok(()));
+        }
+        if this.activity.is_idle() {
+            if !this.unflushed {
+                return this.poll_read_or_release(cx, buf);
+            }
+            this.wake_after_flush = true;
+        }
+        Pin::new(&mut this.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for IdleStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.unflushed = true;
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        self.unflushed = true;
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        let flushed = Pin::new(&mut this.stream).poll_flush(cx);
+        if flushed.is_ready() {
+            this.unflushed = false;
+            if std::mem::take(&mut this.wake_after_flush) {
+                cx.waker().wake_by_ref();
+            }
+        }
+        flushed
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// Serves plain HTTP/1.1 on `stream` until either side closes it, shutdown drains it or it
+/// stays idle for `idle_timeout`. `service` builds the service of each hyper connection.
+pub(super) async fn serve<S, F>(
+    mut stream: TcpStream,
+    builder: &http1::Builder,
+    service: F,
+    idle_timeout: Duration,
+    shutdown: &mut Shutdown,
+) -> Result<(), hyper::Error>
+where
+    F: Fn(Arc<Activity>) -> S,
+    S: HttpService<Incoming, ResBody = ResponseBody> + Unpin,
+    S::Future: Unpin,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut handed_back = Bytes::new();
+    loop {
+        let activity = Activity::new(handed_back.is_empty());
+        let io = IdleStream::new(stream, handed_back, Arc::clone(&activity));
+        // Boxed, so that a connection waiting for its next request holds none of hyper's
+        // state.
+        let mut connection =
+            Box::new(builder.serve_connection(TokioIo::new(io), service(Arc::clone(&activity))));
+        let result = {
+            let mut requested = std::pin::pin!(shutdown.requested());
+            let mut draining = false;
+            poll_fn(|cx| {
+                if !draining && requested.as_mut().poll(cx).is_ready() {
+                    draining = true;
+                    Pin::new(&mut *connection).graceful_shutdown();
+                }
+                connection.poll_without_shutdown(cx)
+            })
+            .await
+        };
+        if !activity.released.load(Ordering::Relaxed) {
+            // hyper ended the connection itself; let it flush what it wrote and shut the
+            // socket down, as it does when it owns the connection to the end.
+            let finished = (&mut *connection).await;
+            return result.and(finished);
+        }
+        // The end of the stream was this module's: nothing was in flight or unflushed,
+        // and what hyper reports about that end is not the client's doing.
+        if shutdown.is_requested() {
+            return Ok(());
+        }
+        let parts = connection.into_parts();
+        let io = parts.io.into_inner();
+        stream = io.stream;
+        // An empty read buffer still holds hyper's allocation; a copy of what is left
+        // holds only those bytes.
+        handed_back = Bytes::copy_from_slice(&parts.read_buf);
+        drop((parts.read_buf, parts.service));
+        if !handed_back.is_empty() {
+            continue;
+        }
+        tokio::select! {
+            readable = tokio::time::timeout(idle_timeout, stream.readable()) => match readable {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, "Failed to wait for an idle connection's next request");
+                    return Ok(());
+                }
+                Err(_) => {
+                    tracing::debug!("Closed a connection idle for longer than the header read timeout");
+                    return Ok(());
+                }
+            },
+            () = shutdown.requested() => return Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

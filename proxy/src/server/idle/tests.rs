@@ -1,0 +1,305 @@
+//! Keep-alive connections released between requests, against raw client sockets: each
+//! test checks what the client receives and how many hyper connections served it.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioTimer;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use super::{Activity, ResponseBody, serve, track};
+use crate::server::Shutdown;
+
+type Reply = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
+
+/// A server whose service answers `PATH BYTES`: the path and the request body's length.
+/// `/unread` answers without reading the body, and `/big` sends 2 MiB.
+struct Server {
+    address: std::net::SocketAddr,
+    /// hyper connections built, across every client connection.
+    hyper_connections: Arc<AtomicUsize>,
+    stop: watch::Sender<bool>,
+}
+
+async fn start(idle_timeout: Duration) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let hyper_connections = Arc::new(AtomicUsize::new(0));
+    let (stop, listening) = watch::channel(false);
+    let counter = Arc::clone(&hyper_connections);
+    tokio::spawn(async move {
+        let mut builder = http1::Builder::new();
+        builder.timer(TokioTimer::new());
+        let builder = Arc::new(builder);
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let (builder, counter) = (Arc::clone(&builder), Arc::clone(&counter));
+            let mut shutdown = Shutdown(listening.clone());
+            tokio::spawn(async move {
+                let service = |activity: Arc<Activity>| {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    service_fn(move |request: Request<Incoming>| -> Reply {
+                        let (parts, body) = request.into_parts();
+                        let (body, in_flight) = track(Some(&activity), body);
+                        Box::pin(async move {
+                            let path = parts.uri.path().to_owned();
+                            let text = match path.as_str() {
+                                "/unread" => "/unread 0".to_owned(),
+                                "/big" => "x".repeat(2 * 1024 * 1024),
+                                _ => {
+                                    let read = body.collect().await.unwrap().to_bytes().len();
+                                    format!("{path} {read}")
+                                }
+                            };
+                            let body = crate::body::full(Bytes::from(text));
+                            Ok(Response::new(ResponseBody::new(body, in_flight)))
+                        })
+                    })
+                };
+                let _ = serve(stream, &builder, service, idle_timeout, &mut shutdown).await;
+            });
+        }
+    });
+    Server {
+        address,
+        hyper_connections,
+        stop,
+    }
+}
+
+impl Server {
+    fn hyper_connections(&self) -> usize {
+        self.hyper_connections.load(Ordering::SeqCst)
+    }
+}
+
+/// Reads `count` responses and returns their bodies; panics on a status other than 200.
+async fn read_responses(stream: &mut TcpStream, count: usize) -> Vec<String> {
+    let mut received = Vec::new();
+    let mut bodies = Vec::new();
+    while bodies.len() < count {
+        let mut chunk = [0; 64 * 1024];
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
+            .await
+            .expect("a response within 5 s")
+            .unwrap();
+        assert!(
+            read > 0,
+            "connection closed after {} responses",
+            bodies.len()
+        );
+        received.extend_from_slice(&chunk[..read]);
+        while let Some((body, used)) = parse_response(&received) {
+            bodies.push(body);
+            received.drain(..used);
+        }
+    }
+    assert!(received.is_empty(), "unexpected bytes after the responses");
+    bodies
+}
+
+/// Parses one whole response with a `content-length`; returns its body and its length in
+/// bytes.
+fn parse_response(data: &[u8]) -> Option<(String, usize)> {
+    let end = data.windows(4).position(|window| window == b"\r\n\r\n")? + 4;
+    let head = std::str::from_utf8(&data[..end]).unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 "), "response was {head}");
+    let length: usize = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().unwrap())
+        })
+        .expect("a content-length");
+    let body = data.get(end..end + length)?;
+    Some((String::from_utf8(body.to_vec()).unwrap(), end + length))
+}
+
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(30)).await;
+}
+
+fn get(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n")
+}
+
+#[tokio::test]
+async fn idle_connection_is_served_again_by_a_new_hyper_connection() {
+    let server = start(Duration::from_secs(30)).await;
+    let mut client = TcpStream::connect(server.address).await.unwrap();
+
+    client.write_all(get("/a").as_bytes()).await.unwrap();
+    assert_eq!(read_responses(&mut client, 1).await, ["/a 0"]);
+    settle().await;
+    client.write_all(get("/b").as_bytes()).await.unwrap();
+    assert_eq!(read_responses(&mut client, 1).await, ["/b 0"]);
+
+    assert_eq!(server.hyper_connections(), 2);
+}
+
+#[tokio::test]
+async fn head_sent_in_pieces_is_parsed_whole() {
+    let server = start(Duration::from_secs(30)).await;
+    let mut client = TcpStream::connect(server.address).await.unwrap();
+
+    client
+        .write_all(b"GET /split HTTP/1.1\r\nho")
+        .await
+        .unwrap();
+    settle().await;
+    client.write_all(b"st: x\r\n").await.unwrap();
+    settle().await;
+    client.write_all(b"\r\n").await.unwrap();
+    assert_eq!(read_responses(&mut client, 1).await, ["/split 0"]);
+    settle().await;
+    client.write_all(get("/after").as_bytes()).await.unwrap();
+    assert_eq!(read_responses(&mut client, 1).await, ["/after 0"]);
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order() {
+    let server = start(Duration::from_secs(30)).await;
+    let mut client = TcpStream::connect(server.address).await.unwrap();
+
+    let pipeline = format!("{}{}{}", get("/1"), get("/2"), get("/3"));
+    // The third head arrives later, so hyper hands back the start of it.
+    let (now, later) = pipeline.split_at(pipeline.len() - 10);
+    client.write_all(now.as_bytes()).await.unwrap();
+    settle().await;
+    client.write_all(later.as_bytes()).await.unwrap();
+
+    assert_eq!(
+        read_responses(&mut client, 3).await,
+        ["/1 0", "/2 0", "/3 0"]
+    );
+}
+
+#[tokio::test]
+async fn request_bodies_read_to_their_end_let_the_connection_go_idle() {
+    let server = start(Duration::from_secs(30)).await;
+    let mut client = TcpStream::connect(server.address).await.unwrap();
+
+    client
+        .write_all(b"POST /sized HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\nhello")
+        .await
+        .unwrap();
+    assert_eq!(read_responses(&mut client, 1).await, ["/sized 5"]);
+    settle().await;
+    client
+        .write_all(b"POST /chunked HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(read_responses(&mut client, 1).await, ["/chunked 3"]);
+    settle().await;
+    client.write_all(get("/last").as_bytes()).await.unwrap();
+    assert_eq!(read_responses(&mut client, 1).await, ["/last 0"]);
+
+    assert_eq!(server.hyper_connections(), 3);
+}
+
+/// A body that looks like a request: parsed as one, it would be answered.
+const SMUGGLED: &str = "GET /smuggled HTTP/1.1\r\n\r\n";
+
+#[tokio::test]
+async fn unread_body_that_arrived_is_discarded_by_hyper() {
+    let server = start(Duration::from_secs(30)).await;
+    let mut client = TcpStream::connect(server.address).await.unwrap();
+
+    let request = format!(
+        "POST /unread HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n{SMUGGLED}",
+        SMUGGLED.len()
+    );
+    client.write_all(request.as_bytes()).await.unwrap();
+    assert_eq!(read_responses(&mut client, 1).await, ["/unread 0"]);
+    settle().await;
+    client.write_all(get("/next").as_bytes()).await.unwrap();
+
+    assert_eq!(read_responses(&mut client, 1).await, ["/next 0"]);
+    // The connection stayed with the hyper connection that discarded the body.
+    assert_eq!(server.hyper_connections(), 1);
+}
+
+#[tokio::test]
+async fn unread_body_sent_late_is_never_parsed_as_a_request() {
+    let server = start(Duration::from_secs(30)).await;
+    let mut client = TcpStream::connect(server.address).await.unwrap();
+
+    let head = format!(
+        "POST /unread HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n",
+        SMUGGLED.len()
+    );
+    client.write_all(head.as_bytes()).await.unwrap();
+    assert_eq!(read_responses(&mut client, 1).await, ["/unread 0"]);
+    settle().await;
+    // hyper closes a connection whose unread body has not arrived; whatever the client
+    // sends after that is never answered.
+    let _ = client.write_all(SMUGGLED.as_bytes()).await;
+    assert_closed(&mut client).await;
+    assert_eq!(server.hyper_connections(), 1);
+}
+
+#[tokio::test]
+async fn large_response_reaches_a_slow_reader_whole() {
+    let server = start(Duration::from_secs(30)).await;
+    let mut client = TcpStream::connect(server.address).await.unwrap();
+
+    client.write_all(get("/big").as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let bodies = read_responses(&mut client, 1).await;
+    assert_eq!(bodies[0].len(), 2 * 1024 * 1024);
+    settle().await;
+    client.write_all(get("/after").as_bytes()).await.unwrap();
+    assert_eq!(read_responses(&mut client, 1).await, ["/after 0"]);
+
+    assert_eq!(server.hyper_connections(), 2);
+}
+
+/// Waits for the server to close `client`; panics after 2 s.
+async fn assert_closed(client: &mut TcpStream) {
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(2), client.read_to_end(&mut rest))
+        .await
+        .expect("the server closes the connection within 2 s");
+    assert!(
+        read.is_ok_and(|count| count == 0),
+        "unexpected bytes: {rest:?}"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_closes_an_idle_connection_at_once() {
+    let server = start(Duration::from_secs(30)).await;
+    let mut client = TcpStream::connect(server.address).await.unwrap();
+    client.write_all(get("/a").as_bytes()).await.unwrap();
+    read_responses(&mut client, 1).await;
+    settle().await;
+
+    server.stop.send_replace(true);
+
+    assert_closed(&mut client).await;
+}
+
+#[tokio::test]
+async fn idle_timeout_closes_an_idle_connection() {
+    let server = start(Duration::from_millis(100)).await;
+    let mut client = TcpStream::connect(server.address).await.unwrap();
+    client.write_all(get("/a").as_bytes()).await.unwrap();
+    read_responses(&mut client, 1).await;
+
+    assert_closed(&mut client).await;
+}
