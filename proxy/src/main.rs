@@ -55,11 +55,23 @@ enum Command {
     Policy(cosmoguard::cli::policy::PolicyCommand),
 }
 
+/// Starts jemalloc's background thread. jemalloc otherwise returns freed pages to the
+/// system only while the process allocates, so the buffers of a burst of connections that
+/// went idle would stay resident.
+fn return_freed_memory_in_background() {
+    if let Err(error) = tikv_jemalloc_ctl::background_thread::write(true) {
+        tracing::warn!(%error, "Failed to start jemalloc's background thread; freed memory returns to the system only while the proxy allocates");
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = match cli.command {
-        Command::Serve { config } => cosmoguard::cli::serve(&config),
+        Command::Serve { config } => {
+            return_freed_memory_in_background();
+            cosmoguard::cli::serve(&config)
+        }
         Command::Check {
             config,
             skip_missing_files,

@@ -30,8 +30,13 @@ use workers::{WorkerSettings, Workers};
 /// Time allowed for a TLS handshake before the connection is closed.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Time allowed to receive a request's headers, which bounds slow-header attacks.
+/// Time allowed to receive a request's headers, which bounds slow-header attacks. An
+/// idle keep-alive connection is closed after the same time.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The tick of each worker's [`idle::IdleSweep`]: a plain HTTP/1.1 connection idle for
+/// one to two ticks releases hyper's buffers.
+const IDLE_SWEEP_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Serves the data listener until `shutdown` completes, then waits up to `grace` for
 /// open connections to finish their requests. Connections are served by `workers`
@@ -88,31 +93,43 @@ pub struct DataSettings {
     pub grace: Duration,
 }
 
+/// What every connection of one worker is served with.
+struct ConnectionContext {
+    tls: Option<TlsAcceptor>,
+    proxy: Arc<Proxy>,
+    builders: ConnectionBuilders,
+    sweep: Arc<idle::IdleSweep>,
+    shutdown: Shutdown,
+}
+
 /// Serves one connection on the current worker's event loop: the TLS handshake, if any,
 /// then HTTP until either side closes or shutdown drains it.
 fn spawn_connection(
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
-    tls: Option<&TlsAcceptor>,
-    proxy: &Arc<Proxy>,
-    builders: &Arc<ConnectionBuilders>,
-    shutdown: &Shutdown,
+    context: &Arc<ConnectionContext>,
     open: workers::OpenConnection,
 ) {
-    let builders = Arc::clone(builders);
-    let mut shutdown = shutdown.clone();
-    let proxy = Arc::clone(proxy);
-    let acceptor = tls.cloned();
+    let context = Arc::clone(context);
+    let mut shutdown = context.shutdown.clone();
     tokio::spawn(async move {
-        let result = match acceptor {
+        let ConnectionContext {
+            tls,
+            proxy,
+            builders,
+            sweep,
+            ..
+        } = &*context;
+        let result = match tls {
             None => match first_bytes(&stream, peer).await {
                 None => return,
                 Some(protocol::Protocol::Http1) => {
-                    let service = |activity| request_service(&proxy, peer, Some(activity));
+                    let service = |activity| request_service(proxy, peer, Some(activity));
                     idle::serve(
                         stream,
                         &builders.http1,
                         service,
+                        sweep,
                         HEADER_READ_TIMEOUT,
                         &mut shutdown,
                     )
@@ -125,7 +142,7 @@ fn spawn_connection(
                     Box::pin(builders.serve(
                         stream,
                         protocol::Protocol::Http2,
-                        &proxy,
+                        proxy,
                         peer,
                         &mut shutdown,
                     ))
@@ -133,18 +150,18 @@ fn spawn_connection(
                 }
             },
             Some(acceptor) => Box::pin(async {
-                let stream = handshake(&acceptor, stream, peer).await?;
+                let stream = handshake(acceptor, stream, peer).await?;
                 let protocol = protocol::Protocol::from_alpn(stream.get_ref().1.alpn_protocol());
                 Some(
                     builders
-                        .serve(stream, protocol, &proxy, peer, &mut shutdown)
+                        .serve(stream, protocol, proxy, peer, &mut shutdown)
                         .await,
                 )
             })
             .await
             .unwrap_or(Ok(())),
         };
-        report_connection_end(&proxy, peer, result);
+        report_connection_end(proxy, peer, result);
         drop(open);
     });
 }

@@ -147,8 +147,13 @@ async fn serve(
     open_connections: &Arc<AtomicUsize>,
 ) {
     let (stop, listening) = watch::channel(false);
-    let shutdown = super::Shutdown(listening);
-    let builders = Arc::new(super::ConnectionBuilders::new(settings.max_header_bytes));
+    let context = Arc::new(super::ConnectionContext {
+        tls: settings.tls.clone(),
+        proxy,
+        builders: super::ConnectionBuilders::new(settings.max_header_bytes),
+        sweep: super::idle::IdleSweep::start(super::IDLE_SWEEP_INTERVAL),
+        shutdown: super::Shutdown(listening),
+    });
     while let Some(Accepted { stream, peer }) = receiver.recv().await {
         let guard = OpenConnection(Arc::clone(open_connections));
         let stream = match tokio::net::TcpStream::from_std(stream) {
@@ -158,17 +163,10 @@ async fn serve(
                 continue;
             }
         };
-        super::spawn_connection(
-            stream,
-            peer,
-            settings.tls.as_ref(),
-            &proxy,
-            &builders,
-            &shutdown,
-            guard,
-        );
+        super::spawn_connection(stream, peer, &context, guard);
     }
-    drop(shutdown);
+    // Each connection's task holds the context, and with it a receiver of the signal.
+    drop(context);
     stop.send_replace(true);
     if tokio::time::timeout(settings.grace, stop.closed())
         .await

@@ -19,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use super::{Activity, ResponseBody, serve, track};
+use super::{Activity, IdleSweep, ResponseBody, serve, track};
 use crate::server::Shutdown;
 
 type Reply = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
@@ -34,12 +34,17 @@ struct Server {
 }
 
 async fn start(idle_timeout: Duration) -> Server {
+    start_with_sweep(idle_timeout, SWEEP_INTERVAL).await
+}
+
+async fn start_with_sweep(idle_timeout: Duration, sweep_interval: Duration) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let hyper_connections = Arc::new(AtomicUsize::new(0));
     let (stop, listening) = watch::channel(false);
     let counter = Arc::clone(&hyper_connections);
     tokio::spawn(async move {
+        let sweep = IdleSweep::start(sweep_interval);
         let mut builder = http1::Builder::new();
         builder.timer(TokioTimer::new());
         let builder = Arc::new(builder);
@@ -47,7 +52,11 @@ async fn start(idle_timeout: Duration) -> Server {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
-            let (builder, counter) = (Arc::clone(&builder), Arc::clone(&counter));
+            let (builder, counter, sweep) = (
+                Arc::clone(&builder),
+                Arc::clone(&counter),
+                Arc::clone(&sweep),
+            );
             let mut shutdown = Shutdown(listening.clone());
             tokio::spawn(async move {
                 let service = |activity: Arc<Activity>| {
@@ -70,7 +79,15 @@ async fn start(idle_timeout: Duration) -> Server {
                         })
                     })
                 };
-                let _ = serve(stream, &builder, service, idle_timeout, &mut shutdown).await;
+                let _ = serve(
+                    stream,
+                    &builder,
+                    service,
+                    &sweep,
+                    idle_timeout,
+                    &mut shutdown,
+                )
+                .await;
             });
         }
     });
@@ -130,8 +147,12 @@ fn parse_response(data: &[u8]) -> Option<(String, usize)> {
     Some((String::from_utf8(body.to_vec()).unwrap(), end + length))
 }
 
+/// The sweep tick in these tests: a connection idle for 20 to 40 ms is released.
+const SWEEP_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Waits until an idle connection has been released.
 async fn settle() {
-    tokio::time::sleep(Duration::from_millis(30)).await;
+    tokio::time::sleep(SWEEP_INTERVAL * 3).await;
 }
 
 fn get(path: &str) -> String {
@@ -150,6 +171,19 @@ async fn idle_connection_is_served_again_by_a_new_hyper_connection() {
     assert_eq!(read_responses(&mut client, 1).await, ["/b 0"]);
 
     assert_eq!(server.hyper_connections(), 2);
+}
+
+#[tokio::test]
+async fn busy_connection_keeps_its_hyper_connection() {
+    let server = start_with_sweep(Duration::from_secs(30), Duration::from_secs(60)).await;
+    let mut client = TcpStream::connect(server.address).await.unwrap();
+
+    for path in ["/1", "/2", "/3"] {
+        client.write_all(get(path).as_bytes()).await.unwrap();
+        assert_eq!(read_responses(&mut client, 1).await, [format!("{path} 0")]);
+    }
+
+    assert_eq!(server.hyper_connections(), 1);
 }
 
 #[tokio::test]
