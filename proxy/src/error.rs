@@ -32,6 +32,8 @@ pub enum ProxyError {
     Invalid(ClassifyError),
     #[error("request headers are {size} bytes; the maximum is {max}")]
     HeadersTooLarge { size: usize, max: usize },
+    #[error("the request has {count} headers; the maximum is {max}")]
+    TooManyHeaders { count: usize, max: usize },
     #[error("the request body is larger than {max} bytes")]
     BodyTooLarge { max: usize },
     #[error("the request body could not be read: {0}")]
@@ -61,7 +63,9 @@ impl ProxyError {
             ProxyError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ProxyError::Invalid(_) | ProxyError::BodyRead(_) => StatusCode::BAD_REQUEST,
             ProxyError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            ProxyError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ProxyError::HeadersTooLarge { .. } | ProxyError::TooManyHeaders { .. } => {
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+            }
             ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::Denied { .. } | ProxyError::UnresolvedRid { .. } => StatusCode::FORBIDDEN,
             ProxyError::Credential(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -78,6 +82,7 @@ impl ProxyError {
             ProxyError::Unauthenticated(_)
             | ProxyError::Invalid(_)
             | ProxyError::HeadersTooLarge { .. }
+            | ProxyError::TooManyHeaders { .. }
             | ProxyError::BodyTooLarge { .. }
             | ProxyError::BodyRead(_)
             | ProxyError::BodyTimeout(_)
@@ -101,6 +106,7 @@ impl ProxyError {
             ProxyError::Unauthenticated(_) => "unauthenticated",
             ProxyError::Invalid(_)
             | ProxyError::HeadersTooLarge { .. }
+            | ProxyError::TooManyHeaders { .. }
             | ProxyError::BodyTooLarge { .. }
             | ProxyError::BodyRead(_)
             | ProxyError::BodyTimeout(_) => "invalid",
@@ -117,7 +123,9 @@ impl ProxyError {
         match self {
             ProxyError::Unauthenticated(error) => error.reason(),
             ProxyError::Invalid(_) => "invalid_request",
-            ProxyError::HeadersTooLarge { .. } => "headers_too_large",
+            ProxyError::HeadersTooLarge { .. } | ProxyError::TooManyHeaders { .. } => {
+                "headers_too_large"
+            }
             ProxyError::BodyTooLarge { .. } => "body_too_large",
             ProxyError::BodyRead(_) => "body_read_failed",
             ProxyError::BodyTimeout(_) => "body_read_timeout",

@@ -182,6 +182,19 @@ def test_header_over_pipeline_limit_gets_audited_431(any_proxy, certs, token, wa
     observed.assert_nothing_forwarded()
 
 
+def test_header_count_over_pipeline_limit_gets_audited_431(any_proxy, certs, token, watch):
+    """110 headers: above the pipeline's 100, below hyper's own limit, so the pipeline
+    returns a JSON body and an audit line."""
+    observed = watch(any_proxy)
+    headers = base_headers(token) + [(f"X-Many-{index}", "v") for index in range(110)]
+    responses = raw(any_proxy, certs, request_bytes(any_proxy, "GET", ALLOWED_PATH, headers))
+
+    assert len(responses) == 1
+    assert_cosmos_error(responses[0].status, responses[0].body, 431)
+    assert_audited(observed, 431, "invalid", "headers_too_large")
+    observed.assert_nothing_forwarded()
+
+
 def test_too_many_headers_rejected(any_proxy, certs, token, watch):
     observed = watch(any_proxy)
     headers = base_headers(token) + [(f"X-Many-{index}", "v") for index in range(200)]

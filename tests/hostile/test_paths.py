@@ -136,13 +136,13 @@ def test_absolute_form_target_uses_its_path(any_proxy, certs, token, watch):
 # Spellings of resources the policy grants: they are allowed, and the account gets the
 # request for exactly that resource (the double checks the signature over it). The last
 # value is the status the stand-in returns: cosmosdb-server routes on the raw path, so it
-# returns 400 "no route" where the service would collapse empty segments or decode an
-# escaped keyword.
+# returns 400 "no route" for an escaped keyword, which the proxy forwards as sent. Empty
+# segments are removed before forwarding.
 ALLOWED_PATHS = {
     "plain": ("/dbs/a/colls/c/docs/i", "dbs/a/colls/c/docs/i", 200),
     "encoded database name": ("/dbs/%61/colls/c/docs/i", "dbs/a/colls/c/docs/i", 200),
     "encoded keyword": ("/dbs/a/%63olls/c/docs/i", "dbs/a/colls/c/docs/i", 400),
-    "doubled and trailing slashes": ("//dbs/a//colls/c/docs/i/", "dbs/a/colls/c/docs/i", 400),
+    "doubled and trailing slashes": ("//dbs/a//colls/c/docs/i/", "dbs/a/colls/c/docs/i", 200),
     "database named colls": ("/dbs/colls", "dbs/colls", 200),
     "container of the database named colls": ("/dbs/colls/colls/c", "dbs/colls/colls/c", 200),
 }
@@ -163,6 +163,19 @@ def test_granted_spelling_reaches_that_resource(hostile_proxy, certs, token, wat
     assert len(forwarded) == 1, forwarded
     assert forwarded[0]["verified"] is True, forwarded[0]
     assert forwarded[0]["resource_link"] == resource, forwarded[0]
+
+
+def test_empty_segments_never_forwarded(hostile_proxy, certs, token, watch):
+    """The account gets the segments the policy decided on, whether or not it would
+    collapse empty segments itself."""
+    observed = watch(hostile_proxy)
+    headers = [("x-ms-documentdb-partitionkey", '["p1"]')]
+    response = only_response(send(hostile_proxy, certs, token, "GET", "//dbs/a//colls/c/docs/i/", headers))
+
+    assert response.status == 200, (response.status, response.body[:300])
+    forwarded = observed.wait_forwarded(1)
+    assert len(forwarded) == 1, forwarded
+    assert forwarded[0]["path"] == "/dbs/a/colls/c/docs/i/", forwarded[0]
 
 
 def test_query_string_rejected(hostile_proxy, certs, token, watch):

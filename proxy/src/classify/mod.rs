@@ -21,7 +21,7 @@ use http::{HeaderMap, Method};
 
 pub use batch::{MAX_BATCH_BODY_BYTES, parse_batch};
 pub use created::{MAX_CREATE_BODY_BYTES, apply_created_id, check_replaced_id};
-pub use path::{ResourcePath, RidAddress, parse_path};
+pub use path::{ResourcePath, RidAddress, parse_path, without_empty_segments};
 
 /// Errors from classifying a request. Every variant is the caller's fault (400).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -57,8 +57,28 @@ pub fn parse_path(raw_path: &str) -> Result<ResourcePath, ClassifyError> {
     Ok(resource_path(&segments))
 }
 
+/// Returns the raw path without its empty segments (doubled slashes, or a leading `//`),
+/// keeping a trailing slash, or `None` when it has none. The proxy forwards this path, so
+/// the account receives the segments the policy decided on, whether or not it collapses
+/// empty segments itself.
+pub fn without_empty_segments(raw_path: &str) -> Option<String> {
+    if !raw_path.contains("//") {
+        return None;
+    }
+    let mut collapsed = String::with_capacity(raw_path.len());
+    for segment in raw_path.split('/').filter(|segment| !segment.is_empty()) {
+        collapsed.push('/');
+        collapsed.push_str(segment);
+    }
+    if raw_path.ends_with('/') {
+        collapsed.push('/');
+    }
+    Some(collapsed)
+}
+
 /// Percent-decodes the raw path once and splits it into segments, skipping empty ones
-/// (doubled or trailing slashes), as the service does.
+/// (doubled or trailing slashes); [`without_empty_segments`] makes the forwarded path
+/// match.
 fn decode_segments(raw_path: &str) -> Result<Vec<String>, ClassifyError> {
     let mut segments = Vec::new();
     for raw_segment in raw_path.split('/').filter(|segment| !segment.is_empty()) {

@@ -258,6 +258,21 @@ fn doubled_and_trailing_slashes_collapse() {
 }
 
 #[test]
+fn forwarded_path_drops_empty_segments() {
+    assert_eq!(
+        path::without_empty_segments("//dbs//d/colls/c/").as_deref(),
+        Some("/dbs/d/colls/c/")
+    );
+    assert_eq!(
+        path::without_empty_segments("/dbs/d//colls/c").as_deref(),
+        Some("/dbs/d/colls/c")
+    );
+    assert_eq!(path::without_empty_segments("//").as_deref(), Some("/"));
+    assert_eq!(path::without_empty_segments("/dbs/d/colls/c/"), None);
+    assert_eq!(path::without_empty_segments("/"), None);
+}
+
+#[test]
 fn offer_link_is_lowercased_rid() {
     let classified = classify_plain(Method::PUT, "/offers/AbCd");
     assert_eq!(classified.signing_resource_link, "abcd");

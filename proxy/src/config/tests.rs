@@ -14,6 +14,8 @@ fn fixture() -> (tempfile::TempDir, std::path::PathBuf) {
     ] {
         std::fs::write(directory.path().join(file), "x").unwrap();
     }
+    // An account key is base64.
+    std::fs::write(directory.path().join("account.key"), "a2V5\n").unwrap();
     let config_path = directory.path().join("cosmoguard.toml");
     (directory, config_path)
 }
@@ -147,4 +149,38 @@ fn worker_count_defaults_to_available_cpus() {
     let text = VALID.replace("[listener.tls]", "workers = 3\n[listener.tls]");
     let config = Config::parse(&text, &path).unwrap();
     assert_eq!(config.listener.worker_count(), 3);
+}
+
+#[test]
+fn rejects_key_file_that_is_not_base64() {
+    let (directory, path) = fixture();
+    std::fs::write(directory.path().join("account.key"), "not a key").unwrap();
+    let errors = Config::parse(VALID, &path).unwrap_err();
+    let report = errors.to_string();
+    assert_eq!(errors.0.len(), 1, "{report}");
+    assert!(report.contains("upstream.credential.key_file"), "{report}");
+    assert!(report.contains("not valid base64"), "{report}");
+}
+
+#[test]
+fn rejects_admin_on_listener_port() {
+    let (_directory, path) = fixture();
+    for admin in ["127.0.0.2:8443", "0.0.0.0:8443"] {
+        let text = format!("{VALID}\n[admin]\naddress = \"{admin}\"\n");
+        let errors = Config::parse(&text, &path).unwrap_err();
+        assert!(errors.to_string().contains("admin.address"), "{errors}");
+    }
+    let text = format!("{VALID}\n[admin]\naddress = \"127.0.0.2:9464\"\n");
+    assert!(Config::parse(&text, &path).is_ok());
+}
+
+#[test]
+fn rejects_header_limit_below_token_size() {
+    let (_directory, path) = fixture();
+    let text = format!("{VALID}\n[limits]\nmax_header_bytes = 10\n");
+    let errors = Config::parse(&text, &path).unwrap_err();
+    assert!(
+        errors.to_string().contains("limits.max_header_bytes: 10"),
+        "{errors}"
+    );
 }

@@ -149,6 +149,9 @@ pub(super) fn check(
     }
 }
 
+/// The smallest `limits.max_header_bytes`: a 16 KiB bearer token and 4 KiB for the rest.
+const MIN_HEADER_BYTES: usize = 20 * 1024;
+
 /// The maximum number of connection workers a configuration may set.
 const MAX_WORKERS: usize = 1024;
 
@@ -182,6 +185,21 @@ fn check_listener(checker: &mut Checker<'_>) {
                 "listener.workers: {} is out of range; use 1 to {MAX_WORKERS}, or remove it \
                  for one worker per CPU",
                 workers.get_ref()
+            ),
+        );
+    }
+    let admin = checker.config.admin.address;
+    if admin.port() == listener.address.port()
+        && (admin.ip() == listener.address.ip()
+            || admin.ip().is_unspecified()
+            || listener.address.ip().is_unspecified())
+    {
+        checker.error_at(
+            None,
+            format!(
+                "admin.address {admin} uses the port of listener.address {}; give the admin \
+                 listener another port",
+                listener.address
             ),
         );
     }
@@ -245,6 +263,17 @@ fn check_rest(checker: &mut Checker<'_>) {
         .collect();
     for message in issuer_errors {
         checker.error_at(None, message);
+    }
+    let max_header_bytes = checker.config.limits.max_header_bytes;
+    if max_header_bytes < MIN_HEADER_BYTES {
+        checker.error_at(
+            None,
+            format!(
+                "limits.max_header_bytes: {max_header_bytes} is below {MIN_HEADER_BYTES}; \
+                 requests carry a bearer token of up to 16 KiB and the SDK's own headers, so \
+                 use at least {MIN_HEADER_BYTES} (the default is 65536)"
+            ),
+        );
     }
     let policy_file = checker.config.policy.file.clone();
     checker.require_file("policy.file", &policy_file);

@@ -143,6 +143,9 @@ impl Proxy {
         reject_token_copies(&parts.headers, &parts.uri)?;
 
         let mut classified = classified.map_err(ProxyError::Invalid)?;
+        if let Some(path) = classify::without_empty_segments(parts.uri.path()) {
+            parts.uri = with_path(&parts.uri, &path)?;
+        }
         self.rids
             .resolve(&mut classified)
             .map_err(|error| ProxyError::UnresolvedRid { rid: error.rid })?;
@@ -356,6 +359,17 @@ fn pin_operation_headers(headers: &mut HeaderMap, classified: &Classified) {
     }
 }
 
+/// Returns `uri` with another path; the request target never has a query here.
+fn with_path(uri: &http::Uri, path: &str) -> Result<http::Uri, ProxyError> {
+    let mut target = uri.clone().into_parts();
+    target.path_and_query = Some(
+        path.parse()
+            .map_err(|_| ProxyError::Invalid(classify::ClassifyError::InvalidEncoding))?,
+    );
+    http::Uri::from_parts(target)
+        .map_err(|_| ProxyError::Invalid(classify::ClassifyError::InvalidEncoding))
+}
+
 /// Takes the request body out of its slot; it is there until the request is forwarded.
 fn take_body(body: &mut Option<RequestBody>) -> Result<RequestBody, ProxyError> {
     body.take()
@@ -375,9 +389,20 @@ fn display_resource(classified: &Classified) -> String {
     }
 }
 
-/// Rejects requests whose headers and target together exceed the limit, counting each
-/// header as name, value and the four bytes of `: ` and CRLF.
+/// The most request headers a request may have, on HTTP/1.1 and HTTP/2 alike. The SDKs
+/// send about 20.
+pub const MAX_HEADER_COUNT: usize = 100;
+
+/// Rejects requests with more than [`MAX_HEADER_COUNT`] headers, or whose headers and
+/// target together exceed the limit, counting each header as name, value and the four
+/// bytes of `: ` and CRLF.
 fn check_header_size(headers: &HeaderMap, uri: &http::Uri, max: usize) -> Result<(), ProxyError> {
+    if headers.len() > MAX_HEADER_COUNT {
+        return Err(ProxyError::TooManyHeaders {
+            count: headers.len(),
+            max: MAX_HEADER_COUNT,
+        });
+    }
     let size = uri_length(uri)
         + headers
             .iter()

@@ -315,9 +315,9 @@ fn report_connection_end(
     }
 }
 
-/// The HTTP/1.1 and HTTP/2 settings of the data listener, with header buffers sized a
-/// little above the pipeline's own limit, so most oversized requests reach the pipeline
-/// and get an audited 431.
+/// The HTTP/1.1 and HTTP/2 settings of the data listener, with header buffers and the
+/// HTTP/1.1 header count a little above the pipeline's own limits, so most oversized
+/// requests reach the pipeline and get an audited, Cosmos-shaped 431.
 #[derive(Clone)]
 pub(super) struct ConnectionBuilders {
     http1: http1::Builder,
@@ -331,6 +331,7 @@ impl ConnectionBuilders {
         http1
             .timer(TokioTimer::new())
             .header_read_timeout(HEADER_READ_TIMEOUT)
+            .max_headers(crate::pipeline::MAX_HEADER_COUNT + 28)
             .max_buf_size(buffer.max(8192));
         let mut http2 = http2::Builder::new(TokioExecutor::new());
         http2

@@ -136,7 +136,7 @@ fn reject_foreign_fields(
 
 fn check_key(checker: &mut Checker<'_>, credential: &CredentialConfig, kind_span: Range<usize>) {
     match (&credential.key_file, &credential.key_env) {
-        (Some(file), None) => checker.require_file("upstream.credential.key_file", file),
+        (Some(file), None) => require_key_file(checker, "upstream.credential.key_file", file),
         (None, Some(_)) => {}
         (Some(file), Some(_)) => checker.error_at(
             Some(file.span()),
@@ -151,7 +151,9 @@ fn check_key(checker: &mut Checker<'_>, credential: &CredentialConfig, kind_span
         &credential.secondary_key_file,
         &credential.secondary_key_env,
     ) {
-        (Some(file), None) => checker.require_file("upstream.credential.secondary_key_file", file),
+        (Some(file), None) => {
+            require_key_file(checker, "upstream.credential.secondary_key_file", file);
+        }
         (Some(file), Some(_)) => checker.error_at(
             Some(file.span()),
             "upstream.credential: secondary_key_file and secondary_key_env exclude each other; \
@@ -159,6 +161,24 @@ fn check_key(checker: &mut Checker<'_>, credential: &CredentialConfig, kind_span
                 .to_owned(),
         ),
         (None, _) => {}
+    }
+}
+
+/// Requires a key file that holds a base64 account key, as `serve` decodes it.
+fn require_key_file(checker: &mut Checker<'_>, key: &str, file: &Spanned<std::path::PathBuf>) {
+    checker.require_file(key, file);
+    if !checker.options.require_files {
+        return;
+    }
+    let resolved = checker.config.resolve(file.get_ref());
+    let Ok(text) = std::fs::read_to_string(&resolved) else {
+        return;
+    };
+    if let Err(error) = crate::upstream::signing::MasterKey::from_base64(&text) {
+        checker.error_at(
+            Some(file.span()),
+            format!("{key}: {}: {error}", resolved.display()),
+        );
     }
 }
 

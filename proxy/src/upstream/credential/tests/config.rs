@@ -6,7 +6,7 @@ use super::Fixture;
 /// Returns every error message for a credential table, with its line.
 fn errors(credential: &str) -> Vec<(usize, String)> {
     let fixture = Fixture::new();
-    fixture.write("account.key", "x");
+    fixture.write("account.key", "a2V5");
     fixture.write("token", "x");
     fixture.write("secret", "x");
     match fixture.parse(credential) {
