@@ -16,6 +16,24 @@ from suite import BASELINE_SETUP, SETUPS, SWEEP_SETUPS  # noqa: E402
 LABELS = {setup["name"]: setup["label"] for setup in [*SETUPS, BASELINE_SETUP]}
 
 
+
+def tls_idle_text(connections):
+    """Describes the idle TLS connections measurement, when the run has one."""
+    if not connections or "rss_kib" not in connections:
+        return "- Idle TLS connections: not measured in this run."
+    return (f"- With {connections.get('open', 0):,} idle keep-alive TLS connections: "
+            f"{connections['rss_kib'] / 1024:,.1f} MiB RSS one second after the last one opened"
+            f"{settled_text(connections)}.")
+
+
+def settled_text(connections):
+    """Describes the second RSS reading of the idle connections, taken once the proxy has
+    released idle connections and returned freed memory, when the run has one."""
+    if "settled_rss_kib" not in connections:
+        return ""
+    return (f", and {connections['settled_rss_kib'] / 1024:,.1f} MiB after "
+            f"{connections.get('settle_seconds', 0):.0f} s more")
+
 def median(values):
     values = [value for value in values if value is not None]
     return statistics.median(values) if values else None
@@ -122,7 +140,7 @@ def target_rows(results, summary):
     if "rss_kib" in connections:
         rss = connections["rss_kib"] / 1024
         rows.append((f"RSS with {connections.get('requested', 0):,} idle connections < 150 MiB",
-                     f"{rss:.1f} MiB ({connections.get('open', 0):,} open, {connections.get('failed', 0)} failed)", verdict(rss < 150)))
+                     f"{rss:.1f} MiB ({connections.get('open', 0):,} open, {connections.get('failed', 0)} failed{settled_text(connections)})", verdict(rss < 150)))
     for direction in ("download", "upload"):
         stream = memory.get(direction, {})
         if "growth_kib" in stream:
@@ -401,8 +419,9 @@ Open loop, one trial per rate and setup, interleaved by rate.
 
 - Idle, after start-up and a short warm-up: {number(memory.get('idle_rss_kib', 0) / 1024, 1)} MiB RSS.
 - With {memory.get('idle_connections', {}).get('open', 0):,} idle keep-alive connections (one request each, then idle):
-  {number(memory.get('idle_connections', {}).get('rss_kib', 0) / 1024, 1)} MiB RSS; nginx with the same
+  {number(memory.get('idle_connections', {}).get('rss_kib', 0) / 1024, 1)} MiB RSS one second after the last one opened{settled_text(memory.get('idle_connections', {}))}; nginx with the same
   load: {number(nginx_idle.get('rss_kib', 0) / 1024, 1)} MiB (master and workers).
+{tls_idle_text(memory.get('idle_connections_tls'))}
 - Streaming a 256 MiB feed response: RSS {number(memory.get('download', {}).get('baseline_rss_kib', 0) / 1024, 1)} MiB before,
   {number(memory.get('download', {}).get('peak_rss_kib', 0) / 1024, 1)} MiB at peak, in {number(memory.get('download', {}).get('seconds'), 2)} s.
 - Streaming a 256 MiB request body: RSS {number(memory.get('upload', {}).get('baseline_rss_kib', 0) / 1024, 1)} MiB before,

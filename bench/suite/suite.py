@@ -48,6 +48,9 @@ BASELINE_SETUP = {"name": "cg-baseline", "label": "Cosmoguard baseline build: ca
 SWEEP_SETUPS = ["direct", "nginx", "cg-cached", "cg-1000"]
 
 
+# The wait before the second RSS reading with idle connections open.
+IDLE_SETTLE_SECONDS = 15
+
 class Suite:
     def __init__(self, args):
         self.args = args
@@ -267,15 +270,27 @@ class Suite:
             memory["upload"] = self.stream(proxy.pid, "/dbs/bench/colls/sink/sprocs/big", 256 * 1024 * 1024)
         finally:
             self.stop_proxy(proxy, setup["name"])
+        tls_setup = {"name": "cg-memory-tls", "kind": "cg", "rules": 100, "tls": True}
+        proxy, reason = self.start_proxy(tls_setup)
+        if proxy is None:
+            memory["idle_connections_tls"] = {"error": reason}
+        else:
+            try:
+                memory["idle_connections_tls"] = self.idle_connections(configs.PROXY_PORT, [proxy.pid], with_token=True,
+                                                                       tls_ca=f"{self.work}/ca.pem")
+            finally:
+                self.stop_proxy(proxy, tls_setup["name"])
         memory["nginx_idle_connections"] = self.idle_connections(configs.NGINX_PORT, None, with_token=True)
 
-    def idle_connections(self, port, pids, with_token):
+    def idle_connections(self, port, pids, with_token, tls_ca=None):
         count = 2000 if self.quick else 10000
         headers = list(BASE_HEADERS)
         if with_token:
             headers.append(f"authorization: Bearer {self.cached_token}")
         argv = [self.bin, "--threads", "2", "idle", "--address", f"127.0.0.1:{port}", "--path", loads.DOC_PATH,
                 "--connections", str(count), "--hold", "60"]
+        if tls_ca:
+            argv += ["--tls-ca", tls_ca]
         for header in headers:
             argv += ["--header", header]
         process = self.processes.start("idle", argv, f"{self.work}/idle.log", stdin=subprocess.PIPE, stdout=subprocess.PIPE)
@@ -286,6 +301,12 @@ class Suite:
             measured = pids if pids is not None else self.nginx_pids()
             report["rss_kib"] = status_kib(measured, "VmRSS")
             report["requested"] = count
+            if pids is not None:
+                # Idle connections release their buffers after a moment, and the allocator
+                # returns freed pages in the background, so RSS is read a second time.
+                time.sleep(IDLE_SETTLE_SECONDS)
+                report["settled_rss_kib"] = status_kib(measured, "VmRSS")
+                report["settle_seconds"] = IDLE_SETTLE_SECONDS
             process.stdin.write(b"\n")
             process.stdin.flush()
         finally:

@@ -2,8 +2,9 @@
 //! request.
 //!
 //! hyper keeps a connection's read buffer, header write buffer and last header map for
-//! the connection's life, and its server API cannot release them between requests, so an
-//! SDK's pool of idle keep-alive connections cost about 15 KiB each (bench/RESULTS.md).
+//! the connection's life, and its server API cannot release them between requests, so each
+//! idle keep-alive connection of an SDK's pool costs about 15 KiB while hyper holds it
+//! (bench/RESULTS.md).
 //! Like nginx, which frees its buffers on idle keep-alive connections, the proxy takes a
 //! connection with nothing in flight back from hyper when its socket has no bytes to read.
 //! [`IdleStream`] reports the end of the stream to hyper, which then finishes without
