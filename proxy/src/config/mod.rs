@@ -55,6 +55,7 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct ListenerConfig {
     /// The socket address to bind, for example `0.0.0.0:8443`.
+    #[serde(deserialize_with = "socket_address")]
     pub address: SocketAddr,
     /// The URL SDKs reach the proxy at. The account read advertises it as every
     /// regional endpoint. Defaults to `https://` (or `http://`) plus `address`.
@@ -90,7 +91,7 @@ pub struct TlsConfig {
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
     /// Default `127.0.0.1:9464`: loopback only, so metrics are not exposed by accident.
-    #[serde(default = "default_admin_address")]
+    #[serde(default = "default_admin_address", deserialize_with = "socket_address")]
     pub address: SocketAddr,
 }
 
@@ -104,6 +105,19 @@ impl Default for AdminConfig {
 
 fn default_admin_address() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 9464))
+}
+
+/// Parses an `IP:PORT` socket address, with an error that shows the expected form.
+fn socket_address<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.parse().map_err(|_| {
+        serde::de::Error::custom(format!(
+            "{text:?} is not a socket address; write an IP address and a port from 0 to \
+             65535, such as 127.0.0.1:8443 or [::1]:8443"
+        ))
+    })
 }
 
 /// The Cosmos DB account the proxy forwards to.

@@ -184,3 +184,17 @@ fn rejects_header_limit_below_token_size() {
         "{errors}"
     );
 }
+
+#[test]
+fn invalid_socket_address_shows_the_expected_form() {
+    let (_directory, path) = fixture();
+    let text = VALID.replace("127.0.0.2:8443", "127.0.0.2:99999");
+    let errors = Config::parse(&text, &path).unwrap_err();
+    let report = errors.to_string();
+    assert!(
+        report.contains("\"127.0.0.2:99999\" is not a socket address"),
+        "{report}"
+    );
+    assert!(report.contains("such as 127.0.0.1:8443"), "{report}");
+    assert_eq!(errors.0[0].line, 3, "{report}");
+}
