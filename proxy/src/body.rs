@@ -27,8 +27,8 @@ pub fn empty() -> ProxyBody {
     full(Bytes::new())
 }
 
-/// A request body as the pipeline reads it: hyper's stream of the client's bytes, which
-/// tells the connection when it was read to its end, so that an idle keep-alive
+/// A request body as the pipeline reads it: hyper's stream of the client's bytes. It
+/// records on the connection when it was read to its end, so that an idle keep-alive
 /// connection can release hyper's buffers (see `server::idle`).
 #[derive(Debug)]
 pub struct RequestBody {

@@ -60,7 +60,7 @@ enum Command {
 /// went idle would stay resident.
 fn return_freed_memory_in_background() {
     if let Err(error) = tikv_jemalloc_ctl::background_thread::write(true) {
-        tracing::warn!(%error, "Failed to start jemalloc's background thread; freed memory returns to the system only while the proxy allocates");
+        tracing::warn!(%error, "Failed to start jemalloc's background thread, so freed memory returns to the system only while the proxy allocates");
     }
 }
 

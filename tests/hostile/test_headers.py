@@ -182,7 +182,7 @@ def test_header_over_pipeline_limit_gets_audited_431(any_proxy, certs, token, wa
     observed.assert_nothing_forwarded()
 
 
-def test_header_count_over_pipeline_limit_gets_audited_431(any_proxy, certs, token, watch):
+def test_header_count_over_limit_audited(any_proxy, certs, token, watch):
     """110 headers: above the pipeline's 100, below hyper's own limit, so the pipeline
     returns a JSON body and an audit line."""
     observed = watch(any_proxy)

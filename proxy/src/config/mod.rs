@@ -114,7 +114,7 @@ fn socket_address<'de, D: serde::Deserializer<'de>>(
     let text = String::deserialize(deserializer)?;
     text.parse().map_err(|_| {
         serde::de::Error::custom(format!(
-            "{text:?} is not a socket address; write an IP address and a port from 0 to \
+            "{text:?} is not a socket address: write an IP address and a port from 0 to \
              65535, such as 127.0.0.1:8443 or [::1]:8443"
         ))
     })

@@ -389,8 +389,8 @@ fn display_resource(classified: &Classified) -> String {
     }
 }
 
-/// The most request headers a request may have, on HTTP/1.1 and HTTP/2 alike. The SDKs
-/// send about 20.
+/// The maximum number of headers a request may have, on HTTP/1.1 and HTTP/2 alike. The
+/// SDKs send about 20 (an estimate from their requests in the end-to-end tests).
 pub const MAX_HEADER_COUNT: usize = 100;
 
 /// Rejects requests with more than [`MAX_HEADER_COUNT`] headers, or whose headers and

@@ -2,18 +2,18 @@
 //! request.
 //!
 //! hyper keeps a connection's read buffer, header write buffer and last header map for
-//! the connection's life, and its server API cannot release them between requests, so each
-//! idle keep-alive connection of an SDK's pool costs about 15 KiB while hyper holds it
-//! (bench/RESULTS.md).
+//! the connection's life, and its server API cannot release them between requests. Each
+//! idle keep-alive connection of an SDK's pool therefore costs about 15 KiB while hyper
+//! serves it (bench/RESULTS.md).
 //! Like nginx, which frees its buffers on idle keep-alive connections, the proxy takes a
 //! connection with nothing in flight back from hyper when its socket has no bytes to read.
 //! [`IdleStream`] reports the end of the stream to hyper, which then finishes without
 //! shutting the socket down. [`serve`] drops hyper's state, waits until the socket is
 //! readable and serves it with a new hyper connection. The client keeps one keep-alive
 //! connection throughout. A connection is released only once it has been idle through a
-//! whole tick of its worker's [`IdleSweep`] (a quarter to half a second), because building
-//! a new hyper connection for every request of a busy connection cost about 2 µs of CPU
-//! per request in the benchmark.
+//! whole tick of its worker's [`IdleSweep`] (a quarter to half a second). Building a new
+//! hyper connection for every request of a busy connection cost about 2 µs of CPU per
+//! request in the benchmark.
 //!
 //! A request is in flight from the moment hyper hands it to the service until hyper has
 //! dropped its response body and the request body has been read to its end
@@ -100,8 +100,8 @@ impl Activity {
     }
 }
 
-/// The idle connections of one worker. Every tick it asks each connection that has been
-/// idle since before the previous tick to release hyper's state, by waking its task.
+/// The list of one worker's idle connections. Every tick it marks each connection that has
+/// been idle since before the previous tick for release and wakes its task.
 #[derive(Debug)]
 pub(super) struct IdleSweep {
     tick: AtomicU32,
@@ -286,8 +286,8 @@ impl IdleStream {
                 Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
                 Poll::Ready(Ok(())) => {}
             }
-            // Readiness can be stale; a read that would block clears it, so the next
-            // check above answers for the socket as it is.
+            // Readiness can be stale. A read that would block clears it, so the next
+            // check above reflects the socket's current state.
             match Pin::new(&mut self.stream).poll_read(cx, buf) {
                 Poll::Pending => {}
                 ready => return ready,
@@ -392,7 +392,7 @@ where
             Arc::clone(&activity),
             Arc::clone(sweep),
         );
-        // Boxed, so that a connection waiting for its next request holds none of hyper's
+        // Boxed, so that a connection waiting for its next request keeps none of hyper's
         // state.
         let mut connection =
             Box::new(builder.serve_connection(TokioIo::new(io), service(Arc::clone(&activity))));
@@ -409,8 +409,8 @@ where
             .await
         };
         if !activity.released.load(Ordering::Relaxed) {
-            // hyper ended the connection itself; let it flush what it wrote and shut the
-            // socket down, as it does when it owns the connection to the end.
+            // hyper ended the connection itself. Polling it again lets it flush what it
+            // wrote and shut the socket down, as it does when it owns the connection.
             let finished = (&mut *connection).await;
             return result.and(finished);
         }
@@ -422,8 +422,8 @@ where
         let parts = connection.into_parts();
         let io = parts.io.into_inner();
         stream = io.stream;
-        // An empty read buffer still holds hyper's allocation; a copy of what is left
-        // holds only those bytes.
+        // An empty read buffer still keeps hyper's allocation alive, so only a copy of
+        // the remaining bytes is kept.
         handed_back = Bytes::copy_from_slice(&parts.read_buf);
         drop((parts.read_buf, parts.service));
         if !handed_back.is_empty() {

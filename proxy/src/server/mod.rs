@@ -93,7 +93,7 @@ pub struct DataSettings {
     pub grace: Duration,
 }
 
-/// What every connection of one worker is served with.
+/// The shared state every connection of one worker is served with.
 struct ConnectionContext {
     tls: Option<TlsAcceptor>,
     proxy: Arc<Proxy>,
@@ -172,7 +172,7 @@ type RequestFuture = Pin<
     Box<dyn Future<Output = Result<Response<idle::ResponseBody>, std::convert::Infallible>> + Send>,
 >;
 
-/// The service of one hyper connection. With `activity`, it tells the connection when a
+/// Builds the service of one hyper connection. With `activity`, the service records when a
 /// request is in flight, so an idle plain HTTP/1.1 connection can release hyper's state.
 fn request_service(
     proxy: &Arc<Proxy>,
@@ -198,7 +198,7 @@ fn request_service(
     })
 }
 
-/// The listener's shutdown signal, as each connection sees it.
+/// The listener's shutdown signal, as each connection receives it.
 #[derive(Clone, Debug)]
 pub(super) struct Shutdown(watch::Receiver<bool>);
 
@@ -354,8 +354,8 @@ impl ConnectionBuilders {
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         // TODO: idle TLS connections keep hyper's buffers. Releasing them the way plain
-        // ones are measured no gain (bench/suite/notes.md), so what holds their memory is
-        // still to find.
+        // ones are released measured no gain (bench/suite/notes.md), so the owner of
+        // their memory is still unknown.
         let service = request_service(proxy, peer, None);
         let io = TokioIo::new(io);
         let result = match protocol {

@@ -165,7 +165,8 @@ async fn serve(
         };
         super::spawn_connection(stream, peer, &context, guard);
     }
-    // Each connection's task holds the context, and with it a receiver of the signal.
+    // Each connection's task keeps the context, and with it a receiver of the signal, so
+    // `closed` completes once the last connection ends.
     drop(context);
     stop.send_replace(true);
     if tokio::time::timeout(settings.grace, stop.closed())

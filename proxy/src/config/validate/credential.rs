@@ -164,7 +164,7 @@ fn check_key(checker: &mut Checker<'_>, credential: &CredentialConfig, kind_span
     }
 }
 
-/// Requires a key file that holds a base64 account key, as `serve` decodes it.
+/// Requires a key file that contains a base64 account key, as `serve` decodes it.
 fn require_key_file(checker: &mut Checker<'_>, key: &str, file: &Spanned<std::path::PathBuf>) {
     checker.require_file(key, file);
     if !checker.options.require_files {

@@ -24,8 +24,8 @@ use crate::server::Shutdown;
 
 type Reply = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
 
-/// A server whose service answers `PATH BYTES`: the path and the request body's length.
-/// `/unread` answers without reading the body, and `/big` sends 2 MiB.
+/// A server whose service responds with `PATH BYTES`: the path and the request body's
+/// length. `/unread` responds without reading the body, and `/big` sends 2 MiB.
 struct Server {
     address: std::net::SocketAddr,
     /// hyper connections built, across every client connection.
@@ -160,7 +160,7 @@ fn get(path: &str) -> String {
 }
 
 #[tokio::test]
-async fn idle_connection_is_served_again_by_a_new_hyper_connection() {
+async fn idle_connection_served_again() {
     let server = start(Duration::from_secs(30)).await;
     let mut client = TcpStream::connect(server.address).await.unwrap();
 
@@ -174,7 +174,7 @@ async fn idle_connection_is_served_again_by_a_new_hyper_connection() {
 }
 
 #[tokio::test]
-async fn busy_connection_keeps_its_hyper_connection() {
+async fn busy_connection_not_released() {
     let server = start_with_sweep(Duration::from_secs(30), Duration::from_secs(60)).await;
     let mut client = TcpStream::connect(server.address).await.unwrap();
 
@@ -187,7 +187,7 @@ async fn busy_connection_keeps_its_hyper_connection() {
 }
 
 #[tokio::test]
-async fn head_sent_in_pieces_is_parsed_whole() {
+async fn split_head_parsed_whole() {
     let server = start(Duration::from_secs(30)).await;
     let mut client = TcpStream::connect(server.address).await.unwrap();
 
@@ -206,7 +206,7 @@ async fn head_sent_in_pieces_is_parsed_whole() {
 }
 
 #[tokio::test]
-async fn pipelined_requests_are_answered_in_order() {
+async fn pipelined_requests_in_order() {
     let server = start(Duration::from_secs(30)).await;
     let mut client = TcpStream::connect(server.address).await.unwrap();
 
@@ -224,7 +224,7 @@ async fn pipelined_requests_are_answered_in_order() {
 }
 
 #[tokio::test]
-async fn request_bodies_read_to_their_end_let_the_connection_go_idle() {
+async fn read_bodies_allow_release() {
     let server = start(Duration::from_secs(30)).await;
     let mut client = TcpStream::connect(server.address).await.unwrap();
 
@@ -246,11 +246,11 @@ async fn request_bodies_read_to_their_end_let_the_connection_go_idle() {
     assert_eq!(server.hyper_connections(), 3);
 }
 
-/// A body that looks like a request: parsed as one, it would be answered.
+/// A body that looks like a request, so a response to it would show it was parsed as one.
 const SMUGGLED: &str = "GET /smuggled HTTP/1.1\r\n\r\n";
 
 #[tokio::test]
-async fn unread_body_that_arrived_is_discarded_by_hyper() {
+async fn arrived_unread_body_discarded() {
     let server = start(Duration::from_secs(30)).await;
     let mut client = TcpStream::connect(server.address).await.unwrap();
 
@@ -269,7 +269,7 @@ async fn unread_body_that_arrived_is_discarded_by_hyper() {
 }
 
 #[tokio::test]
-async fn unread_body_sent_late_is_never_parsed_as_a_request() {
+async fn late_unread_body_never_parsed() {
     let server = start(Duration::from_secs(30)).await;
     let mut client = TcpStream::connect(server.address).await.unwrap();
 
@@ -280,15 +280,15 @@ async fn unread_body_sent_late_is_never_parsed_as_a_request() {
     client.write_all(head.as_bytes()).await.unwrap();
     assert_eq!(read_responses(&mut client, 1).await, ["/unread 0"]);
     settle().await;
-    // hyper closes a connection whose unread body has not arrived; whatever the client
-    // sends after that is never answered.
+    // hyper closes a connection whose unread body has not arrived, so nothing the client
+    // sends after that gets a response.
     let _ = client.write_all(SMUGGLED.as_bytes()).await;
     assert_closed(&mut client).await;
     assert_eq!(server.hyper_connections(), 1);
 }
 
 #[tokio::test]
-async fn large_response_reaches_a_slow_reader_whole() {
+async fn large_response_reaches_slow_reader() {
     let server = start(Duration::from_secs(30)).await;
     let mut client = TcpStream::connect(server.address).await.unwrap();
 
@@ -316,7 +316,7 @@ async fn assert_closed(client: &mut TcpStream) {
 }
 
 #[tokio::test]
-async fn shutdown_closes_an_idle_connection_at_once() {
+async fn shutdown_closes_idle_connection() {
     let server = start(Duration::from_secs(30)).await;
     let mut client = TcpStream::connect(server.address).await.unwrap();
     client.write_all(get("/a").as_bytes()).await.unwrap();
@@ -329,7 +329,7 @@ async fn shutdown_closes_an_idle_connection_at_once() {
 }
 
 #[tokio::test]
-async fn idle_timeout_closes_an_idle_connection() {
+async fn idle_timeout_closes_connection() {
     let server = start(Duration::from_millis(100)).await;
     let mut client = TcpStream::connect(server.address).await.unwrap();
     client.write_all(get("/a").as_bytes()).await.unwrap();
