@@ -3,36 +3,18 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::Client;
+use http::Uri;
+use hyper_rustls::HttpsConnectorBuilder;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use rustls::RootCertStore;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
-use crate::body::ProxyBody;
+use super::pool::PoolSettings;
 use crate::config::UpstreamConfig;
 
-pub(super) type HttpsClient = Client<HttpsConnector<HttpConnector>, ProxyBody>;
-
-/// The parts each connection pool is built from: the TLS connector and the pool settings.
-#[derive(Clone, Debug)]
-pub(super) struct PoolSettings {
-    connector: HttpsConnector<HttpConnector>,
-    idle_timeout: std::time::Duration,
-}
-
-impl PoolSettings {
-    /// Returns a client with a pool of its own. Its connections are driven by tasks on the
-    /// runtime that opens them, so each connection worker needs its own client.
-    pub(super) fn client(&self) -> HttpsClient {
-        Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(self.idle_timeout)
-            .pool_max_idle_per_host(256)
-            .build(self.connector.clone())
-    }
-}
+/// The maximum number of idle connections one worker keeps to the account.
+const MAX_IDLE_CONNECTIONS: usize = 256;
 
 /// Errors from building the upstream client.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +30,11 @@ pub enum ClientError {
     NoSystemRoots,
     #[error("TLS setup failed: {0}")]
     Tls(#[from] rustls::Error),
+    #[error("upstream.endpoint {endpoint} is not a URI the connector can dial: {source}")]
+    Endpoint {
+        endpoint: String,
+        source: http::uri::InvalidUri,
+    },
 }
 
 pub(super) fn build(
@@ -79,9 +66,17 @@ pub(super) fn build(
         builder.https_only().enable_http1().wrap_connector(http)
     };
 
+    let endpoint = config.endpoint.get_ref();
+    let origin = endpoint.origin().ascii_serialization();
+    let endpoint: Uri = origin.parse().map_err(|source| ClientError::Endpoint {
+        endpoint: endpoint.to_string(),
+        source,
+    })?;
     Ok(PoolSettings {
         connector,
+        endpoint,
         idle_timeout: config.pool_idle_timeout,
+        max_idle: MAX_IDLE_CONNECTIONS,
     })
 }
 
@@ -114,10 +109,10 @@ fn system_roots() -> Result<RootCertStore, ClientError> {
     Ok(roots)
 }
 
-/// Describes a client error with its whole cause chain, for the audit record and logs.
-pub(super) fn describe(error: &hyper_util::client::legacy::Error) -> String {
+/// Describes an error with its whole cause chain, for the audit record and logs.
+pub(super) fn describe(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
+    let mut source = error.source();
     while let Some(cause) = source {
         text.push_str(": ");
         text.push_str(&cause.to_string());

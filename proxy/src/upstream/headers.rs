@@ -33,14 +33,14 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
 
 /// Prepares the caller's headers for the account: drops hop-by-hop headers, the caller's
 /// `Authorization` and dates (the proxy signs afresh), and points `Host` at the account.
-pub(super) fn prepare_request_headers(headers: &mut HeaderMap, endpoint: &Url) {
+pub(super) fn prepare_request_headers(headers: &mut HeaderMap, host: Option<&HeaderValue>) {
     remove_hop_by_hop(headers);
     headers.remove(header::AUTHORIZATION);
     headers.remove(header::DATE);
     headers.remove("x-ms-date");
     headers.remove(header::HOST);
-    if let Some(host) = host_header(endpoint) {
-        headers.insert(header::HOST, host);
+    if let Some(host) = host {
+        headers.insert(header::HOST, host.clone());
     }
 }
 
@@ -51,7 +51,8 @@ pub(super) fn prepare_response_headers(headers: &mut HeaderMap) {
     headers.remove(header::CONTENT_LOCATION);
 }
 
-fn host_header(endpoint: &Url) -> Option<HeaderValue> {
+/// Returns the `Host` header for the account: its host, and its port when not the default.
+pub(super) fn host_header(endpoint: &Url) -> Option<HeaderValue> {
     let host = endpoint.host_str()?;
     let value = match endpoint.port() {
         Some(port) => format!("{host}:{port}"),
@@ -89,7 +90,8 @@ mod tests {
         headers.insert("x-ms-session-token", HeaderValue::from_static("0:1#2"));
 
         let endpoint = Url::parse("https://account.example:8081/").unwrap();
-        prepare_request_headers(&mut headers, &endpoint);
+        let host = host_header(&endpoint);
+        prepare_request_headers(&mut headers, host.as_ref());
 
         assert!(headers.get(header::AUTHORIZATION).is_none());
         assert!(headers.get(header::CONNECTION).is_none());
@@ -102,6 +104,12 @@ mod tests {
             "[\"a\"]"
         );
         assert_eq!(headers.get("x-ms-session-token").unwrap(), "0:1#2");
+    }
+
+    #[test]
+    fn host_omits_the_default_port() {
+        let endpoint = Url::parse("https://account.example:443/").unwrap();
+        assert_eq!(host_header(&endpoint).unwrap(), "account.example");
     }
 
     #[test]

@@ -7,10 +7,12 @@
 mod client;
 pub mod credential;
 mod headers;
+mod pool;
 pub mod signing;
 
 use std::time::{Duration, SystemTime};
 
+use http::uri::PathAndQuery;
 use http::{HeaderValue, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 use url::Url;
@@ -27,9 +29,13 @@ pub use signing::MasterKey;
 /// The account endpoint and the means to reach and sign for it.
 #[derive(Debug)]
 pub struct Upstream {
-    client: client::HttpsClient,
-    pool: client::PoolSettings,
+    pool: pool::ConnectionPool,
+    settings: pool::PoolSettings,
     endpoint: Url,
+    /// The `Host` header every request to the account carries.
+    host: Option<HeaderValue>,
+    /// The endpoint's path without its trailing `/`, put before each request's path.
+    base_path: String,
     credential: std::sync::Arc<Credential>,
     response_timeout: Duration,
 }
@@ -42,11 +48,14 @@ impl Upstream {
         credential: Credential,
         allow_plain_http: bool,
     ) -> Result<Upstream, ClientError> {
-        let pool = client::build(config, ca_file, allow_plain_http)?;
+        let settings = client::build(config, ca_file, allow_plain_http)?;
+        let endpoint = config.endpoint.get_ref().clone();
         Ok(Upstream {
-            client: pool.client(),
-            pool,
-            endpoint: config.endpoint.get_ref().clone(),
+            pool: pool::ConnectionPool::new(settings.clone()),
+            settings,
+            host: headers::host_header(&endpoint),
+            base_path: endpoint.path().trim_end_matches('/').to_owned(),
+            endpoint,
             credential: std::sync::Arc::new(credential),
             response_timeout: config.response_timeout,
         })
@@ -57,8 +66,10 @@ impl Upstream {
     /// one pool between workers would cost a thread wake-up per request.
     pub fn with_own_pool(&self) -> Upstream {
         Upstream {
-            client: self.pool.client(),
-            pool: self.pool.clone(),
+            pool: pool::ConnectionPool::new(self.settings.clone()),
+            settings: self.settings.clone(),
+            host: self.host.clone(),
+            base_path: self.base_path.clone(),
             endpoint: self.endpoint.clone(),
             credential: std::sync::Arc::clone(&self.credential),
             response_timeout: self.response_timeout,
@@ -82,12 +93,12 @@ impl Upstream {
         parts.uri = self.upstream_uri(&parts.uri)?;
         // The account connection is HTTP/1.1 whatever the caller spoke to the proxy.
         parts.version = http::Version::HTTP_11;
-        headers::prepare_request_headers(&mut parts.headers, &self.endpoint);
+        headers::prepare_request_headers(&mut parts.headers, self.host.as_ref());
         let generation = self.sign(&mut parts, classified).await?;
 
         let response = tokio::time::timeout(
             self.response_timeout,
-            self.client.request(Request::from_parts(parts, body)),
+            self.pool.send(Request::from_parts(parts, body)),
         )
         .await
         .map_err(|_| ProxyError::UpstreamTimeout(self.response_timeout))?
@@ -107,12 +118,21 @@ impl Upstream {
         Ok(Response::from_parts(parts, body))
     }
 
-    /// Keeps the caller's path and query exactly as received: the SDKs encode ids in
-    /// different ways, and the signature covers the decoded form, not the spelling.
+    /// Returns the request target for the account's connection (origin form), keeping the
+    /// caller's path and query exactly as received: the SDKs encode ids in different ways,
+    /// and the signature covers the decoded form, not the spelling.
     fn upstream_uri(&self, uri: &Uri) -> Result<Uri, ProxyError> {
-        let path_and_query = uri.path_and_query().map_or("/", |value| value.as_str());
-        let base = self.endpoint.as_str().trim_end_matches('/');
-        format!("{base}{path_and_query}").parse().map_err(|error| {
+        let path_and_query = match uri.path_and_query() {
+            Some(value) if self.base_path.is_empty() => value.clone(),
+            Some(value) => self.prefixed(value.as_str())?,
+            None => self.prefixed("/")?,
+        };
+        Ok(Uri::from(path_and_query))
+    }
+
+    fn prefixed(&self, path_and_query: &str) -> Result<PathAndQuery, ProxyError> {
+        let base = &self.base_path;
+        PathAndQuery::try_from(format!("{base}{path_and_query}")).map_err(|error| {
             ProxyError::UpstreamInvalid(format!("cannot build the upstream URI: {error}"))
         })
     }

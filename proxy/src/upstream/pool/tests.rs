@@ -1,0 +1,255 @@
+//! The account connection pool against a raw HTTP/1.1 server on loopback that counts the
+//! connections it accepts and the ones its clients closed.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, Uri};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnectorBuilder;
+use hyper_util::client::legacy::connect::HttpConnector;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::{ConnectionPool, PoolSettings};
+use crate::body;
+
+/// A server that responds to each request according to its path:
+/// - `/ok`: a 2-byte body;
+/// - `/close`: the same, then it closes the connection without saying so;
+/// - `/slow`: half the body, and the other half 300 ms later.
+struct Server {
+    address: std::net::SocketAddr,
+    accepted: Arc<AtomicUsize>,
+    /// Connections that reached their end from the client's side.
+    ended: Arc<AtomicUsize>,
+}
+
+async fn start_server() -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let ended = Arc::new(AtomicUsize::new(0));
+    let (accepted_count, ended_count) = (Arc::clone(&accepted), Arc::clone(&ended));
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            accepted_count.fetch_add(1, Ordering::SeqCst);
+            let ended = Arc::clone(&ended_count);
+            tokio::spawn(async move {
+                if serve_connection(stream).await {
+                    ended.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    Server {
+        address,
+        accepted,
+        ended,
+    }
+}
+
+/// Serves requests until the client closes (returns true) or the server does (false).
+async fn serve_connection(mut stream: TcpStream) -> bool {
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let Some(end) = received.windows(4).position(|window| window == b"\r\n\r\n") else {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return true,
+                Ok(read) => received.extend_from_slice(&buffer[..read]),
+            }
+            continue;
+        };
+        let head = String::from_utf8_lossy(&received[..end]).into_owned();
+        received.drain(..end + 4);
+        let path = head.split(' ').nth(1).unwrap_or_default().to_owned();
+        assert!(
+            head.to_ascii_lowercase().contains("\r\nhost: "),
+            "no Host header: {head}"
+        );
+        match path.as_str() {
+            "/slow" => {
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nab")
+                    .await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let _ = stream.write_all(b"cd").await;
+            }
+            _ => {
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+            }
+        }
+        if path == "/close" {
+            return false;
+        }
+    }
+}
+
+fn pool_for(address: std::net::SocketAddr, idle_timeout: Duration) -> ConnectionPool {
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(rustls::RootCertStore::empty())
+    .with_no_client_auth();
+    let connector = HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(HttpConnector::new());
+    ConnectionPool::new(PoolSettings {
+        connector,
+        endpoint: format!("http://{address}").parse().unwrap(),
+        idle_timeout,
+        max_idle: 4,
+    })
+}
+
+fn request(address: std::net::SocketAddr, path: &str) -> Request<body::ProxyBody> {
+    Request::builder()
+        .uri(Uri::try_from(path).unwrap())
+        .header(http::header::HOST, address.to_string())
+        .body(body::empty())
+        .unwrap()
+}
+
+async fn read_body(response: Response<Incoming>) -> Bytes {
+    response.into_body().collect().await.unwrap().to_bytes()
+}
+
+async fn wait_until(what: &str, check: impl Fn() -> bool) {
+    for _ in 0..200 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+#[tokio::test]
+async fn pool_reuses_one_connection_sequentially() {
+    let server = start_server().await;
+    let pool = pool_for(server.address, Duration::from_secs(30));
+    for _ in 0..3 {
+        let response = pool.send(request(server.address, "/ok")).await.unwrap();
+        assert_eq!(read_body(response).await, "ok");
+    }
+    assert_eq!(server.accepted.load(Ordering::SeqCst), 1);
+    assert_eq!(pool.idle_count(), 1);
+}
+
+#[tokio::test]
+async fn pool_passes_by_a_streaming_connection() {
+    let server = start_server().await;
+    let pool = pool_for(server.address, Duration::from_secs(30));
+    let streaming = pool.send(request(server.address, "/slow")).await.unwrap();
+    let second = pool.send(request(server.address, "/ok")).await.unwrap();
+    assert_eq!(server.accepted.load(Ordering::SeqCst), 2);
+    assert_eq!(read_body(second).await, "ok");
+    assert_eq!(read_body(streaming).await, "abcd");
+
+    // Both connections are ready again, so the next requests open none.
+    for _ in 0..2 {
+        let response = pool.send(request(server.address, "/ok")).await.unwrap();
+        assert_eq!(read_body(response).await, "ok");
+    }
+    assert_eq!(server.accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn pool_replaces_a_closed_connection() {
+    let server = start_server().await;
+    let pool = pool_for(server.address, Duration::from_secs(30));
+    let response = pool.send(request(server.address, "/close")).await.unwrap();
+    assert_eq!(read_body(response).await, "ok");
+    // Let the connection's task see the end of its stream.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let response = pool.send(request(server.address, "/ok")).await.unwrap();
+    assert_eq!(read_body(response).await, "ok");
+    assert_eq!(server.accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn pool_closes_a_dropped_response_connection() {
+    let server = start_server().await;
+    let pool = pool_for(server.address, Duration::from_secs(30));
+    let streaming = pool.send(request(server.address, "/slow")).await.unwrap();
+    drop(streaming);
+    let ended = Arc::clone(&server.ended);
+    wait_until("the dropped response's connection closes", || {
+        ended.load(Ordering::SeqCst) == 1
+    })
+    .await;
+
+    let response = pool.send(request(server.address, "/ok")).await.unwrap();
+    assert_eq!(read_body(response).await, "ok");
+    assert_eq!(server.accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn pool_closes_idle_connections_after_timeout() {
+    let server = start_server().await;
+    let pool = pool_for(server.address, Duration::from_millis(100));
+    let response = pool.send(request(server.address, "/ok")).await.unwrap();
+    assert_eq!(read_body(response).await, "ok");
+    assert_eq!(pool.idle_count(), 1);
+
+    // The reaper closes it with no request coming to find it.
+    let ended = Arc::clone(&server.ended);
+    wait_until("the idle connection closes", || {
+        ended.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    assert_eq!(pool.idle_count(), 0);
+
+    let response = pool.send(request(server.address, "/ok")).await.unwrap();
+    assert_eq!(read_body(response).await, "ok");
+    assert_eq!(server.accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn pool_keeps_at_most_max_idle() {
+    let server = start_server().await;
+    let pool = pool_for(server.address, Duration::from_secs(30));
+    let mut streaming = Vec::new();
+    for _ in 0..6 {
+        streaming.push(pool.send(request(server.address, "/slow")).await.unwrap());
+    }
+    assert_eq!(server.accepted.load(Ordering::SeqCst), 6);
+    for response in streaming {
+        assert_eq!(read_body(response).await, "abcd");
+    }
+    assert_eq!(pool.idle_count(), 4);
+    let ended = Arc::clone(&server.ended);
+    wait_until("the connections over the limit close", || {
+        ended.load(Ordering::SeqCst) == 2
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn connect_error_names_the_endpoint() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    drop(listener);
+    let pool = pool_for(address, Duration::from_secs(30));
+    let error = pool.send(request(address, "/ok")).await.unwrap_err();
+    let text = crate::upstream::client::describe(&error);
+    assert!(
+        text.starts_with(&format!("cannot connect to http://{address}")),
+        "{text}"
+    );
+    assert!(text.to_lowercase().contains("refused"), "{text}");
+}
