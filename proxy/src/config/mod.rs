@@ -1,5 +1,6 @@
-//! The proxy's TOML configuration: parsed into typed values at start, with every error
-//! reported at once with its file, line and the fix.
+//! The proxy's TOML configuration, parsed into typed values at start. Each error names its
+//! file, line and fix. The semantic checks report every error at once, but serde stops at
+//! the first TOML syntax or type error, so only that one is reported.
 //!
 //! Relative paths resolve against the directory of the configuration file.
 

@@ -69,6 +69,53 @@ fn reports_syntax_error_with_line() {
 }
 
 #[test]
+fn type_error_names_key_line_and_file() {
+    let text = VALID.replace("connect_timeout = \"2s\"", "connect_timeout = 5");
+    let (_directory, path) = fixture();
+    let errors = Config::parse(&text, &path).unwrap_err();
+    let report = errors.to_string();
+    assert_eq!(errors.0.len(), 1, "{report}");
+    let error = &errors.0[0];
+    assert_eq!(error.file, path, "{report}");
+    assert_eq!(error.line, 11, "{report}");
+    assert!(
+        error
+            .message
+            .starts_with("upstream.connect_timeout: invalid type: integer `5`"),
+        "{report}"
+    );
+    assert!(
+        report.starts_with(&format!("{}:11:", path.display())),
+        "{report}"
+    );
+}
+
+#[test]
+fn missing_field_names_its_table() {
+    let text = VALID.replace("endpoint = \"https://127.0.0.1:8081\"\n", "");
+    let (_directory, path) = fixture();
+    let errors = Config::parse(&text, &path).unwrap_err();
+    assert_eq!(errors.0.len(), 1, "{errors}");
+    assert_eq!(
+        errors.0[0].message, "upstream: missing field `endpoint`",
+        "{errors}"
+    );
+}
+
+#[test]
+fn syntax_error_has_no_key_prefix() {
+    let text = VALID.replace("file = \"policy.toml\"", "file = \"policy.toml");
+    let (_directory, path) = fixture();
+    let errors = Config::parse(&text, &path).unwrap_err();
+    assert_eq!(errors.0.len(), 1, "{errors}");
+    assert_eq!(errors.0[0].line, 21, "{errors}");
+    assert!(
+        errors.0[0].message.starts_with("invalid basic string"),
+        "{errors}"
+    );
+}
+
+#[test]
 fn rejects_unknown_fields() {
     let text = VALID.replace("[policy]", "[policy]\nfiel = \"x\"");
     let (_directory, path) = fixture();
@@ -192,7 +239,7 @@ fn invalid_socket_address_shows_the_expected_form() {
     let errors = Config::parse(&text, &path).unwrap_err();
     let report = errors.to_string();
     assert!(
-        report.contains("\"127.0.0.2:99999\" is not a socket address"),
+        report.contains("listener.address: \"127.0.0.2:99999\" is not a socket address"),
         "{report}"
     );
     assert!(report.contains("such as 127.0.0.1:8443"), "{report}");

@@ -66,18 +66,44 @@ impl ConfigErrors {
         }])
     }
 
+    /// Converts a TOML syntax or type error. A type error is prefixed with the dotted key
+    /// it sits under (`upstream.connect_timeout: invalid type: ...`), because serde's own
+    /// message names only the value and the expected type.
     pub(super) fn syntax(path: &Path, text: &str, error: &toml::de::Error) -> ConfigErrors {
         let (line, column) = error
             .span()
             .map(|span| line_column(text, span.start))
             .unwrap_or((0, 0));
+        let message = match error_key(error) {
+            Some(key) => format!("{key}: {}", error.message()),
+            None => error.message().to_owned(),
+        };
         ConfigErrors(vec![ConfigError {
             file: path.to_path_buf(),
             line,
             column,
-            message: error.message().to_owned(),
+            message,
         }])
     }
+}
+
+/// Returns the dotted key that a TOML type error sits under, such as
+/// `upstream.connect_timeout`, or `None` for a syntax error or an error on the whole
+/// document.
+///
+/// NOTE: toml 0.9 keeps the key private. Its `Display` prints the key as a last line
+/// ``in `KEY` `` only when the error has no input text, so this renders a copy without the
+/// input and reads that line. The config tests check the result.
+fn error_key(error: &toml::de::Error) -> Option<String> {
+    let mut without_input = error.clone();
+    without_input.set_input(None);
+    let rendered = without_input.to_string();
+    let key = rendered
+        .lines()
+        .last()?
+        .strip_prefix("in `")?
+        .strip_suffix('`')?;
+    Some(key.to_owned())
 }
 
 /// Converts a byte offset into a 1-based line and column.
