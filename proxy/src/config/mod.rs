@@ -65,6 +65,7 @@ pub struct ListenerConfig {
     pub tls: Option<TlsConfig>,
     /// Threads that serve connections, each with its own event loop and upstream
     /// connection pool (1 to 1024). Defaults to the number of CPUs the process may use.
+    #[serde(default, deserialize_with = "worker_count")]
     pub workers: Option<Spanned<usize>>,
 }
 
@@ -119,6 +120,29 @@ fn socket_address<'de, D: serde::Deserializer<'de>>(
              65535, such as 127.0.0.1:8443 or [::1]:8443"
         ))
     })
+}
+
+/// Parses `listener.workers` from any TOML value, so that a negative number or a string
+/// gets an error with the accepted range in place of serde's "expected usize". `validate`
+/// checks the range of a non-negative integer.
+fn worker_count<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Spanned<usize>>, D::Error> {
+    let value = Spanned::<toml::Value>::deserialize(deserializer)?;
+    let span = value.span();
+    match value.into_inner() {
+        toml::Value::Integer(integer) => match usize::try_from(integer) {
+            Ok(count) => Ok(Some(Spanned::new(span, count))),
+            Err(_) => Err(serde::de::Error::custom(validate::invalid_workers(
+                integer,
+                "is out of range",
+            ))),
+        },
+        other => Err(serde::de::Error::custom(validate::invalid_workers(
+            other,
+            "is not an integer",
+        ))),
+    }
 }
 
 /// The Cosmos DB account the proxy forwards to.

@@ -187,6 +187,32 @@ fn rejects_worker_count_out_of_range() {
 }
 
 #[test]
+fn invalid_workers_show_accepted_range() {
+    let (_directory, path) = fixture();
+    for (value, expected) in [
+        ("-1", "listener.workers: -1 is out of range"),
+        ("0", "listener.workers: 0 is out of range"),
+        ("1025", "listener.workers: 1025 is out of range"),
+        ("\"two\"", "listener.workers: \"two\" is not an integer"),
+        ("2.5", "listener.workers: 2.5 is not an integer"),
+    ] {
+        let text = VALID.replace(
+            "[listener.tls]",
+            &format!("workers = {value}\n[listener.tls]"),
+        );
+        let errors = Config::parse(&text, &path).unwrap_err();
+        let report = errors.to_string();
+        assert_eq!(errors.0.len(), 1, "workers = {value}: {report}");
+        assert_eq!(errors.0[0].line, 4, "workers = {value}: {report}");
+        assert!(report.contains(expected), "workers = {value}: {report}");
+        assert!(
+            report.contains("use an integer from 1 to 1024"),
+            "workers = {value}: {report}"
+        );
+    }
+}
+
+#[test]
 fn worker_count_defaults_to_available_cpus() {
     let (_directory, path) = fixture();
     let config = Config::parse(VALID, &path).unwrap();

@@ -181,6 +181,15 @@ const MIN_HEADER_BYTES: usize = 20 * 1024;
 /// The maximum number of connection workers a configuration may set.
 const MAX_WORKERS: usize = 1024;
 
+/// Returns the error message for an invalid `listener.workers`, without the key: the value,
+/// what is wrong with it (`problem`, such as "is out of range") and the accepted values.
+pub(super) fn invalid_workers(value: impl fmt::Display, problem: &str) -> String {
+    format!(
+        "{value} {problem}; use an integer from 1 to {MAX_WORKERS}, or remove the key for \
+         one worker per CPU"
+    )
+}
+
 fn check_listener(checker: &mut Checker<'_>) {
     let listener = &checker.config.listener;
     let plain = checker.config.dangerous.plain_http_listener;
@@ -208,9 +217,8 @@ fn check_listener(checker: &mut Checker<'_>) {
         checker.error_at(
             Some(workers.span()),
             format!(
-                "listener.workers: {} is out of range; use 1 to {MAX_WORKERS}, or remove it \
-                 for one worker per CPU",
-                workers.get_ref()
+                "listener.workers: {}",
+                invalid_workers(workers.get_ref(), "is out of range")
             ),
         );
     }
