@@ -1,25 +1,30 @@
 #!/usr/bin/env bash
 # Run the Cosmoguard demo on this machine, on loopback only:
-#   1. install the test dependencies (tests/install.sh) and build the proxy;
-#   2. generate a throwaway CA and certificates into a temporary directory;
+#   1. install the test dependencies that the demo uses (tests/install.sh without the
+#      prometheus package) and build the proxy;
+#   2. clear deploy/demo/.run/ and generate a throwaway CA and certificates into it;
 #   3. start cosmosdb-server (a Cosmos DB stand-in), oauth2-mock-server (an OpenID Connect
 #      provider) and the proxy with deploy/demo/cosmoguard.toml and deploy/demo/policy.toml;
 #   4. run the Python and Node SDKs through the proxy as four identities, and print what
 #      was allowed and denied and the proxy's audit lines.
-# Every process it starts is stopped by PID when it exits, also on failure. The temporary
-# directory (logs, audit file, configuration) is kept when the demo fails.
+# Every process it starts is stopped by PID when it exits, also on failure. The run
+# directory deploy/demo/.run/ (audit file, logs, configuration, certificates) is kept
+# after the demo ends, so the audit file can be read afterwards, and the next run clears it.
 set -euo pipefail
 
 repo_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tests_dir="$repo_dir/tests"
 demo_dir="$repo_dir/deploy/demo"
+work_dir="$demo_dir/.run"
 python="$tests_dir/.venv/bin/python"
 stop_timeout_seconds=5
 
 log() { printf 'demo: %s\n' "$*"; }
 
 declare -a started_pids=()
-work_dir=""
+# Set once this run has cleared and recreated $work_dir, so that a failure before then
+# does not point at the previous run's files.
+work_dir_created=0
 succeeded=0
 
 stop_started_processes() {
@@ -44,12 +49,11 @@ stop_started_processes() {
 on_exit() {
     local status=$?
     stop_started_processes
-    if [[ -n $work_dir ]]; then
-        if ((succeeded == 1)); then
-            rm -rf "$work_dir"
-        else
-            log "failed (status $status); logs and configuration are in $work_dir"
-        fi
+    if ((succeeded == 1)); then
+        log "the audit file is $work_dir/audit.jsonl; logs and configuration are in" \
+            "$work_dir until the next run"
+    elif ((work_dir_created == 1)); then
+        log "failed (status $status); logs and configuration are in $work_dir"
     fi
 }
 trap on_exit EXIT
@@ -100,8 +104,8 @@ sys.exit(f"demo: {name} did not listen on {host}:{port} within 30 s")
 PYTHON
 }
 
-log "installing test dependencies"
-bash "$tests_dir/install.sh"
+log "installing the dependencies"
+bash "$tests_dir/install.sh" --without-prometheus
 
 cosmoguard="${COSMOGUARD_BIN:-${CARGO_TARGET_DIR:-$repo_dir/target}/debug/cosmoguard}"
 if [[ -z ${COSMOGUARD_BIN:-} ]]; then
@@ -109,8 +113,10 @@ if [[ -z ${COSMOGUARD_BIN:-} ]]; then
     (cd "$repo_dir" && cargo build -p cosmoguard)
 fi
 
-work_dir="$(mktemp -d -t cosmoguard-demo.XXXXXX)"
-log "working directory $work_dir"
+rm -rf "$work_dir"
+mkdir -p "$work_dir"
+work_dir_created=1
+log "run directory $work_dir"
 (cd "$tests_dir" && "$python" -m support.certs "$work_dir/pki" >/dev/null)
 
 read -r cosmos_port oidc_port mint_port admin_port <<<"$(cd "$tests_dir" && "$python" -c '

@@ -3,6 +3,9 @@
 #   - Debian packages: prometheus (promtool and a Prometheus server), python3-venv, nodejs
 #   - tests/node_modules from tests/package-lock.json (npm ci)
 #   - tests/.venv from tests/requirements.txt
+# With --without-prometheus it skips the prometheus package. deploy/demo.sh passes it,
+# because only the tests use promtool and the Prometheus server (tests/e2e/test_admin.py,
+# and deploy/validate.sh for `promtool check rules`).
 # Safe to run again: each step runs only when its result is missing or out of date.
 set -euo pipefail
 
@@ -13,14 +16,24 @@ min_node_minor=19
 log() { printf 'install: %s\n' "$*"; }
 fail() { printf 'install: error: %s\n' "$*" >&2; exit 1; }
 
+with_prometheus=1
+for argument in "$@"; do
+    case $argument in
+        --without-prometheus) with_prometheus=0 ;;
+        *) fail "unknown argument $argument; the only option is --without-prometheus" ;;
+    esac
+done
+
 # Debian packages, keyed by the command that shows each one is present.
 declare -A package_for_command=(
-    [promtool]=prometheus
-    [prometheus]=prometheus
     [node]=nodejs
     [npm]=npm
     [python3]=python3
 )
+if ((with_prometheus == 1)); then
+    package_for_command[promtool]=prometheus
+    package_for_command[prometheus]=prometheus
+fi
 
 missing_packages=()
 for command in "${!package_for_command[@]}"; do

@@ -1,4 +1,4 @@
-"""Drive the Cosmoguard demo: run the Python and Node SDKs through the proxy as three
+"""Drive the Cosmoguard demo: run the Python and Node SDKs through the proxy as four
 identities, print what was allowed and denied, and print the proxy's audit lines.
 
 deploy/demo.sh starts the processes and runs this script with tests/.venv's Python and
