@@ -252,11 +252,15 @@ impl Engine {
 
     fn decision(&self, outcome: Outcome, describe: impl FnOnce() -> String) -> Decision {
         match outcome {
-            Outcome::Allowed(index) => Decision {
-                effect: Effect::Allow,
-                rule_id: Some(self.rules[index as usize].id.to_string()),
-                reason: format!("{} is allowed", describe()),
-            },
+            Outcome::Allowed(index) => {
+                let mut reason = describe();
+                reason.push_str(" is allowed");
+                Decision {
+                    effect: Effect::Allow,
+                    rule_id: Some(self.rules[index as usize].id.to_string()),
+                    reason,
+                }
+            }
             Outcome::Denied(index) => Decision {
                 effect: Effect::Deny,
                 rule_id: Some(self.rules[index as usize].id.to_string()),
@@ -343,7 +347,15 @@ pub(crate) fn resource_text(request: &Request) -> String {
 }
 
 pub(crate) fn operation_text(request: &Request) -> String {
-    format!("{} on {}", request.operation, resource_text(request))
+    let mut text = String::with_capacity(48 + request.resource_link.len());
+    let _ = write!(text, "{} on ", request.operation);
+    if request.resource_link.is_empty() {
+        text.push_str("the account");
+    } else {
+        text.push('/');
+        text.push_str(&request.resource_link);
+    }
+    text
 }
 
 pub(crate) fn batch_operation_text(

@@ -181,21 +181,31 @@ impl Operation {
     /// Returns the operation name used in audit records, logs and metric labels, for
     /// example `read_item`, `query_items`, `create_container` or `read_account`.
     pub fn name(self) -> String {
-        let noun = self.resource_type.noun();
-        match self.kind {
+        self.to_string()
+    }
+
+    /// Checks whether the name's noun is plural: the operation is on a feed of resources.
+    fn is_plural(self) -> bool {
+        matches!(
+            self.kind,
             OperationKind::ReadFeed
-            | OperationKind::Query
-            | OperationKind::QueryPlan
-            | OperationKind::ReadChangeFeed
-            | OperationKind::Batch => format!("{}_{}s", self.kind.name(), noun),
-            _ => format!("{}_{}", self.kind.name(), noun),
-        }
+                | OperationKind::Query
+                | OperationKind::QueryPlan
+                | OperationKind::ReadChangeFeed
+                | OperationKind::Batch
+        )
     }
 }
 
 impl fmt::Display for Operation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.name())
+        f.write_str(self.kind.name())?;
+        f.write_str("_")?;
+        f.write_str(self.resource_type.noun())?;
+        if self.is_plural() {
+            f.write_str("s")?;
+        }
+        Ok(())
     }
 }
 

@@ -20,9 +20,15 @@ const LATENCY_BUCKETS: [f64; 16] = [
     60.0,
 ];
 
-/// The proxy's own request metrics.
+/// The proxy's own request metrics. Clones share one set of handles, so each request's
+/// clone costs one reference count.
 #[derive(Clone, Debug)]
 pub struct RequestMetrics {
+    handles: Arc<Handles>,
+}
+
+#[derive(Clone, Debug)]
+struct Handles {
     requests: IntCounterVec,
     duration: HistogramVec,
     upstream_duration: Histogram,
@@ -84,7 +90,7 @@ impl RequestMetrics {
         registry.register(Box::new(in_flight.clone()))?;
         registry.register(Box::new(request_charge.clone()))?;
         registry.register(Box::new(upstream_errors.clone()))?;
-        Ok(RequestMetrics {
+        let handles = Handles {
             requests,
             duration,
             upstream_duration,
@@ -92,33 +98,43 @@ impl RequestMetrics {
             request_charge,
             charge_containers: Arc::new(HashSet::new()),
             upstream_errors,
+        };
+        Ok(RequestMetrics {
+            handles: Arc::new(handles),
         })
     }
 
     /// Gives each `database/container` in `containers` its own request-charge series.
     #[must_use]
-    pub fn with_charge_containers(mut self, containers: &[String]) -> RequestMetrics {
-        self.charge_containers = Arc::new(containers.iter().cloned().collect());
-        self
+    pub fn with_charge_containers(self, containers: &[String]) -> RequestMetrics {
+        let handles = Handles {
+            charge_containers: Arc::new(containers.iter().cloned().collect()),
+            ..Handles::clone(&self.handles)
+        };
+        RequestMetrics {
+            handles: Arc::new(handles),
+        }
     }
 
     pub fn started(&self) {
-        self.in_flight.inc();
+        self.handles.in_flight.inc();
     }
 
     /// Records a finished request. `operation` is an operation name or `unknown`.
     pub fn finished(&self, operation: &str, decision: &str, status: u16, seconds: f64) {
-        self.in_flight.dec();
-        self.requests
+        self.handles.in_flight.dec();
+        self.handles
+            .requests
             .with_label_values(&[operation, decision, status_class(status)])
             .inc();
-        self.duration
+        self.handles
+            .duration
             .with_label_values(&[decision])
             .observe(seconds);
     }
 
     pub fn observe_upstream(&self, seconds: f64) {
-        self.upstream_duration.observe(seconds);
+        self.handles.upstream_duration.observe(seconds);
     }
 
     /// Adds a response's request charge, under its own labels only for an allow-listed
@@ -128,7 +144,8 @@ impl RequestMetrics {
             return;
         }
         let (database, container) = self.charge_labels(database, container);
-        self.request_charge
+        self.handles
+            .request_charge
             .with_label_values(&[database, container])
             .inc_by(charge);
     }
@@ -138,10 +155,10 @@ impl RequestMetrics {
         database: Option<&'a str>,
         container: Option<&'a str>,
     ) -> (&'a str, &'a str) {
+        let allowed = &self.handles.charge_containers;
         if let (Some(database), Some(container)) = (database, container)
-            && self
-                .charge_containers
-                .contains(&format!("{database}/{container}"))
+            && !allowed.is_empty()
+            && allowed.contains(&format!("{database}/{container}"))
         {
             return (database, container);
         }
@@ -151,7 +168,10 @@ impl RequestMetrics {
     /// Counts a request that failed on the way to or from the account. `reason` is one
     /// of the fixed reasons of the proxy's error type.
     pub fn upstream_failed(&self, reason: &'static str) {
-        self.upstream_errors.with_label_values(&[reason]).inc();
+        self.handles
+            .upstream_errors
+            .with_label_values(&[reason])
+            .inc();
     }
 }
 

@@ -1,7 +1,7 @@
 //! Prometheus metrics of token validation and key fetching. The `issuer` label is always a
 //! configured issuer string (or `unknown`), never a value taken from a token.
 
-use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{GaugeVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 /// The `issuer` label of outcomes decided before any configured issuer was picked.
 pub(crate) const UNKNOWN_ISSUER_LABEL: &str = "unknown";
@@ -10,6 +10,9 @@ pub(crate) const UNKNOWN_ISSUER_LABEL: &str = "unknown";
 pub(crate) struct IdentityMetrics {
     token_validations: IntCounterVec,
     token_cache_requests: IntCounterVec,
+    /// The `hit` and `miss` series, looked up once since every request counts one.
+    cache_hits: IntCounter,
+    cache_misses: IntCounter,
     jwks_fetches: IntCounterVec,
     jwks_keys: IntGaugeVec,
     jwks_last_success: GaugeVec,
@@ -17,6 +20,13 @@ pub(crate) struct IdentityMetrics {
 
 impl IdentityMetrics {
     pub(crate) fn register(registry: &Registry) -> Result<IdentityMetrics, prometheus::Error> {
+        let token_cache_requests = IntCounterVec::new(
+            Opts::new(
+                "cosmoguard_token_cache_requests_total",
+                "Lookups in the cache of verified tokens, by result (`hit` or `miss`).",
+            ),
+            &["result"],
+        )?;
         let metrics = IdentityMetrics {
             token_validations: IntCounterVec::new(
                 Opts::new(
@@ -25,13 +35,9 @@ impl IdentityMetrics {
                 ),
                 &["issuer", "result"],
             )?,
-            token_cache_requests: IntCounterVec::new(
-                Opts::new(
-                    "cosmoguard_token_cache_requests_total",
-                    "Lookups in the cache of verified tokens, by result (`hit` or `miss`).",
-                ),
-                &["result"],
-            )?,
+            cache_hits: token_cache_requests.with_label_values(&["hit"]),
+            cache_misses: token_cache_requests.with_label_values(&["miss"]),
+            token_cache_requests,
             jwks_fetches: IntCounterVec::new(
                 Opts::new(
                     "cosmoguard_jwks_fetches_total",
@@ -63,12 +69,14 @@ impl IdentityMetrics {
     }
 
     /// Creates the series of one issuer at zero, so dashboards see them before traffic.
-    pub(crate) fn add_issuer(&self, issuer: &str) {
-        self.token_validations.with_label_values(&[issuer, "valid"]);
+    /// Returns its `valid` series, which counts every accepted request.
+    pub(crate) fn add_issuer(&self, issuer: &str) -> IntCounter {
+        let valid = self.token_validations.with_label_values(&[issuer, "valid"]);
         self.jwks_fetches.with_label_values(&[issuer, "success"]);
         self.jwks_fetches.with_label_values(&[issuer, "failure"]);
         self.jwks_keys.with_label_values(&[issuer]);
         self.jwks_last_success.with_label_values(&[issuer]);
+        valid
     }
 
     pub(crate) fn record_validation(&self, issuer: &str, result: &str) {
@@ -78,8 +86,11 @@ impl IdentityMetrics {
     }
 
     pub(crate) fn record_cache_lookup(&self, hit: bool) {
-        let result = if hit { "hit" } else { "miss" };
-        self.token_cache_requests.with_label_values(&[result]).inc();
+        if hit {
+            self.cache_hits.inc();
+        } else {
+            self.cache_misses.inc();
+        }
     }
 
     pub(crate) fn record_fetch_success(&self, issuer: &str, key_count: usize, unix_time: f64) {

@@ -108,6 +108,8 @@ struct Inner {
     directory: IssuerDirectory,
     cache: TokenCache,
     metrics: IdentityMetrics,
+    /// Each issuer's `valid` validation series, by issuer index.
+    valid_tokens: Vec<prometheus::IntCounter>,
     options: AuthenticatorOptions,
     clock: Clock,
     keys_changed: Arc<Notify>,
@@ -167,8 +169,9 @@ impl Authenticator {
 
         let keys_changed = Arc::new(Notify::new());
         let mut refresh_tasks = Vec::with_capacity(issuers.len());
+        let mut valid_tokens = Vec::with_capacity(issuers.len());
         for issuer in &issuers {
-            metrics.add_issuer(issuer.name());
+            valid_tokens.push(metrics.add_issuer(issuer.name()));
             let task = tokio::spawn(Arc::clone(issuer).run_refresh(
                 client.clone(),
                 metrics.clone(),
@@ -187,6 +190,7 @@ impl Authenticator {
                 directory: IssuerDirectory::new(issuers),
                 cache: TokenCache::new(options.token_cache_capacity),
                 metrics,
+                valid_tokens,
                 options,
                 clock,
                 keys_changed,
@@ -217,7 +221,10 @@ impl Authenticator {
             .map(|index| self.inner.directory.issuers()[index].name())
             .unwrap_or(UNKNOWN_ISSUER_LABEL);
         match &result {
-            Ok(_) => self.inner.metrics.record_validation(issuer, "valid"),
+            Ok(_) => match issuer_index.and_then(|index| self.inner.valid_tokens.get(index)) {
+                Some(valid) => valid.inc(),
+                None => self.inner.metrics.record_validation(issuer, "valid"),
+            },
             Err(error) => {
                 self.inner.metrics.record_validation(issuer, error.reason());
                 tracing::debug!(

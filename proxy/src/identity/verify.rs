@@ -6,7 +6,7 @@ use std::sync::Arc;
 use cosmoguard_policy::Principal;
 
 use super::Inner;
-use super::cache::{CachedToken, TokenCache, TokenDigest};
+use super::cache::{CachedToken, TokenDigest};
 use super::error::AuthError;
 use super::issuer::Issuer;
 use super::keys::{KeySelectionError, VerificationKey};
@@ -21,7 +21,7 @@ impl Inner {
         issuer_index: &mut Option<usize>,
     ) -> Result<Arc<Principal>, AuthError> {
         let token = credential::extract_token(headers, self.options.max_token_size)?;
-        let digest = TokenCache::digest(&token);
+        let digest = self.cache.digest(&token);
         if let Some(cached) = self.cached_token(&digest) {
             *issuer_index = Some(cached.issuer_index);
             return Ok(cached.principal);
