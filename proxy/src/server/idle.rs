@@ -251,6 +251,8 @@ pub(super) struct IdleStream {
     /// A read found the connection idle but for unflushed bytes: hyper is woken after
     /// the flush so it reads again and the socket can be taken back.
     wake_after_flush: bool,
+    /// The lingering close, once hyper shuts the connection down.
+    linger: Option<super::linger::Linger>,
 }
 
 impl IdleStream {
@@ -267,6 +269,7 @@ impl IdleStream {
             sweep,
             unflushed: false,
             wake_after_flush: false,
+            linger: None,
         }
     }
 
@@ -363,7 +366,8 @@ impl AsyncWrite for IdleStream {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
+        let this = &mut *self;
+        super::linger::poll_linger(&mut this.stream, &mut this.linger, cx)
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod admin;
 mod idle;
+mod linger;
 mod protocol;
 pub mod tls;
 mod workers;
@@ -357,7 +358,7 @@ impl ConnectionBuilders {
         // ones are released measured no gain (bench/suite/notes.md), so the owner of
         // their memory is still unknown.
         let service = request_service(proxy, peer, None);
-        let io = TokioIo::new(io);
+        let io = TokioIo::new(linger::Lingering::new(io));
         let result = match protocol {
             protocol::Protocol::Http1 => {
                 until_done(self.http1.serve_connection(io, service), shutdown).await
