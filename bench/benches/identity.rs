@@ -27,7 +27,7 @@ fn generate_key(algorithm: Algorithm, key_id: &str) -> SigningKey {
         .unwrap_or_else(|error| panic!("key parse: {error}"))
 }
 
-fn start_authenticator(issuer: &str, jwks_url: &str, cache_capacity: u64) -> Authenticator {
+fn start_authenticator(issuer: &str, jwks_url: &str, cache_max_bytes: u64) -> Authenticator {
     let mut config = IssuerConfig::new(issuer, vec![AUDIENCE.to_owned()]);
     config.jwks_url = Some(
         jwks_url
@@ -36,7 +36,7 @@ fn start_authenticator(issuer: &str, jwks_url: &str, cache_capacity: u64) -> Aut
     );
     let options = AuthenticatorOptions {
         allow_plain_http: true,
-        token_cache_capacity: cache_capacity,
+        token_cache_max_bytes: cache_max_bytes,
         ..AuthenticatorOptions::default()
     };
     Authenticator::start(vec![config], options, &prometheus::Registry::new())
@@ -71,7 +71,7 @@ fn bench_identity(c: &mut Criterion) {
         ));
         let jwks_url = format!("{issuer}/jwks");
         let cold = start_authenticator(&issuer, &jwks_url, 0);
-        let cached = start_authenticator(&issuer, &jwks_url, 100_000);
+        let cached = start_authenticator(&issuer, &jwks_url, 64 * 1024 * 1024);
         for authenticator in [&cold, &cached] {
             assert!(
                 authenticator

@@ -40,7 +40,7 @@ fn harness() -> &'static Harness {
         let options = AuthenticatorOptions {
             allow_plain_http: true,
             key_fetch_wait: Duration::ZERO,
-            token_cache_capacity: 0,
+            token_cache_max_bytes: 0,
             ..AuthenticatorOptions::default()
         };
         let registry = prometheus::Registry::new();

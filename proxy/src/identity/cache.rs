@@ -23,17 +23,33 @@ pub(crate) struct CachedToken {
     /// The token's `exp`, in Unix seconds.
     pub(crate) expires_at: i64,
     time_to_live: Duration,
+    /// The entry's estimated memory in bytes, which the cache's bound counts.
+    weight: u32,
+}
+
+/// The estimated memory of a cache entry beyond its claims: the key, the principal's
+/// fixed fields and the cache's own bookkeeping.
+const ENTRY_OVERHEAD_BYTES: usize = 512;
+
+/// Returns the estimated memory of the entry for a token of `token_len` bytes. The claims
+/// parsed from a token take about four times its length.
+// NOTE: an estimate from the benchmarks' cold-token runs, where 60,000 cached 680-byte
+// tokens took about 2.7 KiB each; tokens with unusually nested claims take more.
+fn entry_weight(token_len: usize) -> u32 {
+    let bytes = ENTRY_OVERHEAD_BYTES.saturating_add(token_len.saturating_mul(4));
+    u32::try_from(bytes).unwrap_or(u32::MAX)
 }
 
 impl CachedToken {
-    /// Describes a token verified at `now` (Unix seconds). Returns `None` when it expires
-    /// within a second, because caching it would gain nothing.
+    /// Describes a token of `token_len` bytes verified at `now` (Unix seconds). Returns
+    /// `None` when it expires within a second, because caching it would gain nothing.
     pub(crate) fn new(
         principal: Arc<Principal>,
         issuer_index: usize,
         key_fingerprint: [u8; 32],
         expires_at: i64,
         now: i64,
+        token_len: usize,
     ) -> Option<CachedToken> {
         let seconds_left = u64::try_from(expires_at.checked_sub(now)?).ok()?;
         if seconds_left == 0 {
@@ -45,6 +61,7 @@ impl CachedToken {
             key_fingerprint,
             expires_at,
             time_to_live: Duration::from_secs(seconds_left),
+            weight: entry_weight(token_len),
         })
     }
 }
@@ -63,9 +80,8 @@ impl Expiry<TokenDigest, CachedToken> for TokenExpiry {
     }
 }
 
-/// A bounded cache of verified tokens, or a disabled one when the capacity is zero.
-// NOTE: the bound counts tokens, not bytes. Each entry keeps every claim, so memory grows
-// with claim size: up to about twice the token size limit per entry.
+/// A cache of verified tokens bounded by their estimated memory, or a disabled one when
+/// the bound is zero.
 #[derive(Clone)]
 pub(crate) struct TokenCache {
     entries: Option<Cache<TokenDigest, CachedToken>>,
@@ -82,10 +98,12 @@ impl std::fmt::Debug for TokenCache {
 }
 
 impl TokenCache {
-    pub(crate) fn new(capacity: u64) -> TokenCache {
-        let entries = (capacity > 0).then(|| {
+    /// Returns a cache whose entries take at most `max_bytes`, estimated.
+    pub(crate) fn new(max_bytes: u64) -> TokenCache {
+        let entries = (max_bytes > 0).then(|| {
             Cache::builder()
-                .max_capacity(capacity)
+                .max_capacity(max_bytes)
+                .weigher(|_digest: &TokenDigest, token: &CachedToken| token.weight)
                 .expire_after(TokenExpiry)
                 .build()
         });
@@ -134,7 +152,9 @@ fn random_u64() -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::TokenCache;
+    use std::sync::Arc;
+
+    use super::{CachedToken, TokenCache};
 
     #[test]
     fn digest_is_stable_within_one_cache() {
@@ -148,5 +168,24 @@ mod tests {
         let (first, second) = (TokenCache::new(10), TokenCache::new(10));
         assert_ne!(first.keys, second.keys);
         assert_ne!(first.digest("a.b.c"), second.digest("a.b.c"));
+    }
+
+    #[test]
+    fn cache_keeps_within_its_byte_bound() {
+        let cache = TokenCache::new(10_000);
+        let principal = Arc::new(cosmoguard_policy::Principal::default());
+        for index in 0..20 {
+            let token = CachedToken::new(Arc::clone(&principal), 0, [0; 32], 3_600, 0, 1_000);
+            cache.insert(index, token.unwrap());
+        }
+        let entries = cache.entries.as_ref().unwrap();
+        entries.run_pending_tasks();
+        assert!(
+            entries.weighted_size() <= 10_000,
+            "{}",
+            entries.weighted_size()
+        );
+        assert!(entries.entry_count() <= 2, "{}", entries.entry_count());
+        assert!(entries.entry_count() >= 1, "{}", entries.entry_count());
     }
 }

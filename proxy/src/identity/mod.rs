@@ -67,9 +67,9 @@ pub struct AuthenticatorOptions {
     /// The largest accepted token, in bytes. Default: 16 KiB, the limit the Cosmos DB .NET
     /// SDK enforces for Entra ID tokens.
     pub max_token_size: usize,
-    /// The maximum number of verified tokens cached; 0 disables the cache.
-    /// Default: 100,000.
-    pub token_cache_capacity: u64,
+    /// The most memory verified tokens may take in the cache, in estimated bytes; 0
+    /// disables the cache. Default: 64 MiB, about 20,000 tokens of 700 bytes.
+    pub token_cache_max_bytes: u64,
     /// The TCP connect timeout for discovery and JWKS requests. Default: 5 s.
     pub connect_timeout: Duration,
     /// The total timeout of one discovery or JWKS request. Default: 10 s.
@@ -85,7 +85,7 @@ impl Default for AuthenticatorOptions {
             allow_plain_http: false,
             extra_ca_file: None,
             max_token_size: 16 * 1024,
-            token_cache_capacity: 100_000,
+            token_cache_max_bytes: 64 * 1024 * 1024,
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
             key_fetch_wait: Duration::from_secs(2),
@@ -188,7 +188,7 @@ impl Authenticator {
         Ok(Authenticator {
             inner: Arc::new(Inner {
                 directory: IssuerDirectory::new(issuers),
-                cache: TokenCache::new(options.token_cache_capacity),
+                cache: TokenCache::new(options.token_cache_max_bytes),
                 metrics,
                 valid_tokens,
                 options,

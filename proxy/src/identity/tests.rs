@@ -1053,7 +1053,7 @@ async fn last_known_good_keys_survive_outage_until_max_stale() {
     config.jwks_max_stale = Duration::from_secs(24 * 3600);
     let registry = prometheus::Registry::new();
     let mut options = options();
-    options.token_cache_capacity = 0;
+    options.token_cache_max_bytes = 0;
     let authenticator = Authenticator::start(vec![config], options, &registry).expect("starts");
     assert!(authenticator.wait_ready(Duration::from_secs(5)).await);
     let headers = bearer(&key.sign(&claims(&idp.url())));

@@ -40,6 +40,7 @@ impl Inner {
             key.fingerprint,
             expires_at,
             now,
+            token.len(),
         );
         if let Some(entry) = entry {
             self.cache.insert(digest, entry);
