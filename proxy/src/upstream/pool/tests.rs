@@ -20,10 +20,15 @@ use crate::body;
 /// A server that responds to each request according to its path:
 /// - `/ok`: a 2-byte body;
 /// - `/close`: the same, then it closes the connection without saying so;
-/// - `/slow`: half the body, and the other half 300 ms later.
+/// - `/slow`: half the body, and the other half 300 ms later;
+/// - `/echo`: the request body's length as the body;
+/// - `/echo-close`: the same, then it closes the connection without saying so;
+/// - `/never`: no response, and the connection stays open until the client closes it.
 struct Server {
     address: std::net::SocketAddr,
     accepted: Arc<AtomicUsize>,
+    /// Request heads received, across every connection.
+    requests: Arc<AtomicUsize>,
     /// Connections that reached their end from the client's side.
     ended: Arc<AtomicUsize>,
 }
@@ -33,7 +38,9 @@ async fn start_server() -> Server {
     let address = listener.local_addr().unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
     let ended = Arc::new(AtomicUsize::new(0));
+    let requests = Arc::new(AtomicUsize::new(0));
     let (accepted_count, ended_count) = (Arc::clone(&accepted), Arc::clone(&ended));
+    let request_count = Arc::clone(&requests);
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
@@ -41,8 +48,9 @@ async fn start_server() -> Server {
             };
             accepted_count.fetch_add(1, Ordering::SeqCst);
             let ended = Arc::clone(&ended_count);
+            let requests = Arc::clone(&request_count);
             tokio::spawn(async move {
-                if serve_connection(stream).await {
+                if serve_connection(stream, &requests).await {
                     ended.fetch_add(1, Ordering::SeqCst);
                 }
             });
@@ -51,12 +59,13 @@ async fn start_server() -> Server {
     Server {
         address,
         accepted,
+        requests,
         ended,
     }
 }
 
 /// Serves requests until the client closes (returns true) or the server does (false).
-async fn serve_connection(mut stream: TcpStream) -> bool {
+async fn serve_connection(mut stream: TcpStream, requests: &AtomicUsize) -> bool {
     let mut received = Vec::new();
     let mut buffer = [0u8; 4096];
     loop {
@@ -70,6 +79,22 @@ async fn serve_connection(mut stream: TcpStream) -> bool {
         let head = String::from_utf8_lossy(&received[..end]).into_owned();
         received.drain(..end + 4);
         let path = head.split(' ').nth(1).unwrap_or_default().to_owned();
+        requests.fetch_add(1, Ordering::SeqCst);
+        let length: usize = head
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse().unwrap())
+            })
+            .unwrap_or(0);
+        while received.len() < length {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return true,
+                Ok(read) => received.extend_from_slice(&buffer[..read]),
+            }
+        }
+        received.drain(..length);
         assert!(
             head.to_ascii_lowercase().contains("\r\nhost: "),
             "no Host header: {head}"
@@ -82,13 +107,26 @@ async fn serve_connection(mut stream: TcpStream) -> bool {
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 let _ = stream.write_all(b"cd").await;
             }
+            "/echo" | "/echo-close" => {
+                let text = length.to_string();
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{text}",
+                    text.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+            }
+            "/never" => {
+                // Holds the connection until the client closes it.
+                let _ = stream.read(&mut buffer).await;
+                return true;
+            }
             _ => {
                 let _ = stream
                     .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
                     .await;
             }
         }
-        if path == "/close" {
+        if path == "/close" || path == "/echo-close" {
             return false;
         }
     }
@@ -252,4 +290,128 @@ async fn connect_error_names_the_endpoint() {
         "{text}"
     );
     assert!(text.to_lowercase().contains("refused"), "{text}");
+}
+
+fn request_with_body(
+    address: std::net::SocketAddr,
+    path: &str,
+    body: &'static [u8],
+) -> Request<body::ProxyBody> {
+    Request::builder()
+        .method(http::Method::POST)
+        .uri(Uri::try_from(path).unwrap())
+        .header(http::header::HOST, address.to_string())
+        .header(http::header::CONTENT_LENGTH, body.len())
+        .body(body::full(Bytes::from_static(body)))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn pool_reuses_a_connection_after_a_long_body() {
+    // The body streams for longer than the idle timeout, but the connection is idle
+    // only from the body's end.
+    let server = start_server().await;
+    let pool = pool_for(server.address, Duration::from_millis(200));
+    let streaming = pool.send(request(server.address, "/slow")).await.unwrap();
+    assert_eq!(read_body(streaming).await, "abcd");
+
+    let response = pool.send(request(server.address, "/ok")).await.unwrap();
+    assert_eq!(read_body(response).await, "ok");
+    assert_eq!(server.accepted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn pool_sends_body_once_after_upstream_close() {
+    // The account closes each connection right after its response, so the next request
+    // finds the pooled connection closed, possibly before hyper has read the end of its
+    // stream.
+    let server = start_server().await;
+    let pool = pool_for(server.address, Duration::from_secs(30));
+    for round in 0..20 {
+        let response = pool
+            .send(request_with_body(server.address, "/echo-close", b"12345"))
+            .await
+            .unwrap_or_else(|error| panic!("round {round}: {error:?}"));
+        assert_eq!(read_body(response).await, "5", "round {round}");
+    }
+    assert_eq!(server.requests.load(Ordering::SeqCst), 20);
+    assert_eq!(server.accepted.load(Ordering::SeqCst), 20);
+}
+
+#[tokio::test]
+async fn pool_closes_connection_after_response_timeout() {
+    let server = start_server().await;
+    let pool = pool_for(server.address, Duration::from_secs(30));
+    let response = pool.send(request(server.address, "/ok")).await.unwrap();
+    assert_eq!(read_body(response).await, "ok");
+
+    // The pooled connection carries a request that never gets a response.
+    let waited = tokio::time::timeout(
+        Duration::from_millis(200),
+        pool.send(request(server.address, "/never")),
+    )
+    .await;
+    assert!(waited.is_err(), "unexpected response to /never");
+    let ended = Arc::clone(&server.ended);
+    wait_until("the timed-out connection closes", || {
+        ended.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    assert_eq!(pool.idle_count(), 0);
+
+    let response = pool.send(request(server.address, "/ok")).await.unwrap();
+    assert_eq!(read_body(response).await, "ok");
+    assert_eq!(server.accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn pool_reuses_connections_under_concurrency() {
+    let server = start_server().await;
+    let pool = Arc::new(pool_for(server.address, Duration::from_secs(30)));
+    for round in 0..3 {
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..4 {
+            let pool = Arc::clone(&pool);
+            let address = server.address;
+            tasks.spawn(async move {
+                let response = pool.send(request(address, "/slow")).await.unwrap();
+                read_body(response).await
+            });
+        }
+        while let Some(body) = tasks.join_next().await {
+            assert_eq!(body.unwrap(), "abcd", "round {round}");
+        }
+    }
+    assert_eq!(server.accepted.load(Ordering::SeqCst), 4);
+    assert_eq!(pool.idle_count(), 4);
+}
+
+#[tokio::test]
+async fn pool_replaces_a_connection_close_response() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buffer = [0u8; 4096];
+                let _ = stream.read(&mut buffer).await;
+                // A chunked body and `Connection: close`, with the socket left open.
+                let _ = stream
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nconnection: close\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+                    )
+                    .await;
+                let _ = stream.read(&mut buffer).await;
+            });
+        }
+    });
+    let pool = pool_for(address, Duration::from_secs(30));
+    for _ in 0..3 {
+        let response = pool.send(request(address, "/ok")).await.unwrap();
+        assert_eq!(read_body(response).await, "ok");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
 }
