@@ -19,7 +19,7 @@ import pytest
 
 from hostile.conftest import ALLOWED_SUBJECT, AUDIENCE, assert_audited, assert_cosmos_error, require_binary, write_config
 from hostile.forge import KeyServer, RsaKey, rs256_token
-from hostile.wire import build_request, exchange, host_of, parse_responses
+from hostile.wire import build_request, exchange, host_of, open_socket, parse_responses
 from support import stack
 from support.faults import FaultServer, untrusted_certificate
 from support.processes import http_status, port_accepts
@@ -325,4 +325,31 @@ def test_sigterm_drains_request_in_flight(processes, certs, run_dir, oidc, seede
         assert lines[-1]["completed"] is True, lines[-1]
     finally:
         processes.stop(proxy.process)
+        upstream.close()
+
+
+def test_sigterm_closes_idle_keep_alive_promptly(fault_proxy, certs, token):
+    # An SDK keeps an idle pooled connection open and does not read it. The client has
+    # sent nothing unread, so shutdown need not wait for it to close.
+    upstream = FaultServer("ok")
+    try:
+        proxy = fault_proxy("sigterm-idle", upstream.url)
+        headers = list(cosmos_headers(token).items()) + [("x-ms-documentdb-partitionkey", '["p1"]')]
+        with open_socket(proxy.url, certs.ca_file) as sock:
+            sock.sendall(build_request("GET", READ_PATH, host_of(proxy.url), headers, b""))
+            received = b""
+            while not parse_responses(received):
+                chunk = sock.recv(65536)
+                assert chunk, "the proxy closed the connection before responding"
+                received += chunk
+            assert parse_responses(received)[0].status == 200, received
+
+            started = time.monotonic()
+            proxy.process.popen.send_signal(signal.SIGTERM)
+            exit_code = proxy.process.popen.wait(timeout=20)
+            elapsed = time.monotonic() - started
+
+        assert exit_code == 0, proxy.process.log_tail()
+        assert elapsed < 2.5, f"shutdown took {elapsed:.1f} s with one idle connection open"
+    finally:
         upstream.close()

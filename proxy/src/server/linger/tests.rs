@@ -77,3 +77,73 @@ async fn linger_ends_when_the_client_closes() {
     stream.shutdown().await.unwrap();
     assert!(started.elapsed() < super::LINGER_TIMEOUT);
 }
+
+#[tokio::test]
+async fn drain_closes_an_idle_connection_promptly() {
+    // At shutdown, hyper closes a keep-alive connection between requests. An SDK's pool
+    // keeps such a connection open without reading it. The client has sent nothing
+    // unread, so no response can be lost and the close need not wait for the client.
+    use hyper::server::conn::http1;
+    use hyper_util::rt::TokioIo;
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let mut client = TcpStream::connect(address).await.unwrap();
+    let (stream, _) = listener.accept().await.unwrap();
+    let service = hyper::service::service_fn(|_request| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(
+            http_body_util::Empty::<bytes::Bytes>::new(),
+        ))
+    });
+    let connection =
+        http1::Builder::new().serve_connection(TokioIo::new(Lingering::new(stream)), service);
+    let mut connection = std::pin::pin!(connection);
+
+    client
+        .write_all(b"GET / HTTP/1.1\r\nhost: proxy\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = [0u8; 1024];
+    let read = tokio::select! {
+        read = client.read(&mut response) => read.unwrap(),
+        result = connection.as_mut() => panic!("the connection ended early: {result:?}"),
+    };
+    assert!(response[..read].starts_with(b"HTTP/1.1 200 OK"));
+
+    connection.as_mut().graceful_shutdown();
+    let started = tokio::time::Instant::now();
+    let finished = tokio::time::timeout(Duration::from_secs(2), connection).await;
+    assert!(
+        finished.is_ok(),
+        "the drained connection was still open after {:?}",
+        started.elapsed()
+    );
+    drop(client);
+}
+
+#[tokio::test(start_paused = true)]
+async fn linger_ends_at_timeout_while_client_sends() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let mut client = TcpStream::connect(address).await.unwrap();
+    let (stream, _) = listener.accept().await.unwrap();
+    let mut stream = Lingering::new(stream);
+    // The client never stops sending, so only the timeout ends the linger.
+    let sender = tokio::spawn(async move {
+        let chunk = [b'a'; 1024];
+        while client.write_all(&chunk).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+
+    let started = tokio::time::Instant::now();
+    stream.shutdown().await.unwrap();
+    let elapsed = started.elapsed();
+    assert!(elapsed >= super::LINGER_TIMEOUT, "{elapsed:?}");
+    assert!(
+        elapsed < super::LINGER_TIMEOUT + Duration::from_secs(1),
+        "{elapsed:?}"
+    );
+    drop(stream);
+    sender.await.unwrap();
+}
