@@ -67,7 +67,7 @@ pub struct AuthenticatorOptions {
     /// The largest accepted token, in bytes. Default: 16 KiB, the limit the Cosmos DB .NET
     /// SDK enforces for Entra ID tokens.
     pub max_token_size: usize,
-    /// The most memory verified tokens may take in the cache, in estimated bytes; 0
+    /// The maximum memory of the verified tokens in the cache, in estimated bytes. 0
     /// disables the cache. Default: 64 MiB, about 20,000 tokens of 700 bytes.
     pub token_cache_max_bytes: u64,
     /// The TCP connect timeout for discovery and JWKS requests. Default: 5 s.

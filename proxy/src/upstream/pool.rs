@@ -1,10 +1,11 @@
 //! A keep-alive pool of HTTP/1.1 connections to the account, one per connection worker.
 //!
-//! hyper-util's pooled client spawns a task per request to put its connection back, and
-//! locks a shared pool keyed by host. Each worker here talks to one account from one
-//! thread, so its pool is a list: a request takes the most recently used connection that
-//! is ready, and puts it back as soon as the response head arrives. A connection that is
-//! still streaming a response body is not ready, and the next request passes it by.
+//! hyper-util's pooled client spawns a task to put a connection back whenever its response
+//! body is still to come, and locks a shared pool keyed by host. Each worker here talks to
+//! one account from one thread, so its pool is a list. A request takes the most recently
+//! used connection that is ready, and puts it back as soon as the response head arrives.
+//! A connection still streaming a response body is not ready, so the next request passes
+//! it by.
 
 use std::collections::VecDeque;
 use std::future::poll_fn;

@@ -50,6 +50,15 @@ async fn reject_while_sending(linger: bool) -> std::io::Result<Vec<u8>> {
     received
 }
 
+/// Returns both ends of a new loopback connection: the client's, then the server's.
+async fn connected_pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let client = TcpStream::connect(address).await.unwrap();
+    let (server, _) = listener.accept().await.unwrap();
+    (client, server)
+}
+
 #[tokio::test]
 async fn linger_keeps_the_response_intact() {
     let received = reject_while_sending(true).await.unwrap();
@@ -65,10 +74,7 @@ async fn close_without_linger_resets_the_client() {
 
 #[tokio::test]
 async fn linger_ends_when_the_client_closes() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let mut client = TcpStream::connect(address).await.unwrap();
-    let (stream, _) = listener.accept().await.unwrap();
+    let (mut client, stream) = connected_pair().await;
     let mut stream = Lingering::new(stream);
     client.write_all(b"unread").await.unwrap();
     drop(client);
@@ -81,15 +87,12 @@ async fn linger_ends_when_the_client_closes() {
 #[tokio::test]
 async fn drain_closes_an_idle_connection_promptly() {
     // At shutdown, hyper closes a keep-alive connection between requests. An SDK's pool
-    // keeps such a connection open without reading it. The client has sent nothing
-    // unread, so no response can be lost and the close need not wait for the client.
+    // keeps such a connection open without reading it. The client sends nothing, so the
+    // close ends after the quiet time instead of the linger timeout.
     use hyper::server::conn::http1;
     use hyper_util::rt::TokioIo;
 
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let mut client = TcpStream::connect(address).await.unwrap();
-    let (stream, _) = listener.accept().await.unwrap();
+    let (mut client, stream) = connected_pair().await;
     let service = hyper::service::service_fn(|_request| async {
         Ok::<_, std::convert::Infallible>(http::Response::new(
             http_body_util::Empty::<bytes::Bytes>::new(),
@@ -123,10 +126,7 @@ async fn drain_closes_an_idle_connection_promptly() {
 
 #[tokio::test(start_paused = true)]
 async fn linger_ends_at_timeout_while_client_sends() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let mut client = TcpStream::connect(address).await.unwrap();
-    let (stream, _) = listener.accept().await.unwrap();
+    let (mut client, stream) = connected_pair().await;
     let mut stream = Lingering::new(stream);
     // The client never stops sending, so only the timeout ends the linger.
     let sender = tokio::spawn(async move {

@@ -19,10 +19,11 @@ use crate::body;
 
 /// A server that responds to each request according to its path:
 /// - `/ok`: a 2-byte body;
-/// - `/close`: the same, then it closes the connection without saying so;
+/// - `/close`: the same, then it closes the connection without a `Connection: close`
+///   header;
 /// - `/slow`: half the body, and the other half 300 ms later;
 /// - `/echo`: the request body's length as the body;
-/// - `/echo-close`: the same, then it closes the connection without saying so;
+/// - `/echo-close`: the same, then it closes the connection the same way;
 /// - `/never`: no response, and the connection stays open until the client closes it.
 struct Server {
     address: std::net::SocketAddr,
@@ -116,7 +117,7 @@ async fn serve_connection(mut stream: TcpStream, requests: &AtomicUsize) -> bool
                 let _ = stream.write_all(response.as_bytes()).await;
             }
             "/never" => {
-                // Holds the connection until the client closes it.
+                // Keeps the connection open until the client closes it.
                 let _ = stream.read(&mut buffer).await;
                 return true;
             }
@@ -165,6 +166,18 @@ async fn read_body(response: Response<Incoming>) -> Bytes {
     response.into_body().collect().await.unwrap().to_bytes()
 }
 
+/// Sends `/ok` and checks its body.
+async fn send_ok(pool: &ConnectionPool, address: std::net::SocketAddr) {
+    let response = pool.send(request(address, "/ok")).await.unwrap();
+    assert_eq!(read_body(response).await, "ok");
+}
+
+/// Waits until `count` connections reached their end from the client's side.
+async fn wait_for_ended(server: &Server, count: usize, what: &str) {
+    let ended = Arc::clone(&server.ended);
+    wait_until(what, || ended.load(Ordering::SeqCst) == count).await;
+}
+
 async fn wait_until(what: &str, check: impl Fn() -> bool) {
     for _ in 0..200 {
         if check() {
@@ -180,8 +193,7 @@ async fn pool_reuses_one_connection_sequentially() {
     let server = start_server().await;
     let pool = pool_for(server.address, Duration::from_secs(30));
     for _ in 0..3 {
-        let response = pool.send(request(server.address, "/ok")).await.unwrap();
-        assert_eq!(read_body(response).await, "ok");
+        send_ok(&pool, server.address).await;
     }
     assert_eq!(server.accepted.load(Ordering::SeqCst), 1);
     assert_eq!(pool.idle_count(), 1);
@@ -199,8 +211,7 @@ async fn pool_passes_by_a_streaming_connection() {
 
     // Both connections are ready again, so the next requests open none.
     for _ in 0..2 {
-        let response = pool.send(request(server.address, "/ok")).await.unwrap();
-        assert_eq!(read_body(response).await, "ok");
+        send_ok(&pool, server.address).await;
     }
     assert_eq!(server.accepted.load(Ordering::SeqCst), 2);
 }
@@ -214,8 +225,7 @@ async fn pool_replaces_a_closed_connection() {
     // Let the connection's task see the end of its stream.
     tokio::time::sleep(Duration::from_millis(100)).await;
 
-    let response = pool.send(request(server.address, "/ok")).await.unwrap();
-    assert_eq!(read_body(response).await, "ok");
+    send_ok(&pool, server.address).await;
     assert_eq!(server.accepted.load(Ordering::SeqCst), 2);
 }
 
@@ -225,14 +235,9 @@ async fn pool_closes_a_dropped_response_connection() {
     let pool = pool_for(server.address, Duration::from_secs(30));
     let streaming = pool.send(request(server.address, "/slow")).await.unwrap();
     drop(streaming);
-    let ended = Arc::clone(&server.ended);
-    wait_until("the dropped response's connection closes", || {
-        ended.load(Ordering::SeqCst) == 1
-    })
-    .await;
+    wait_for_ended(&server, 1, "the dropped response's connection closes").await;
 
-    let response = pool.send(request(server.address, "/ok")).await.unwrap();
-    assert_eq!(read_body(response).await, "ok");
+    send_ok(&pool, server.address).await;
     assert_eq!(server.accepted.load(Ordering::SeqCst), 2);
 }
 
@@ -240,20 +245,14 @@ async fn pool_closes_a_dropped_response_connection() {
 async fn pool_closes_idle_connections_after_timeout() {
     let server = start_server().await;
     let pool = pool_for(server.address, Duration::from_millis(100));
-    let response = pool.send(request(server.address, "/ok")).await.unwrap();
-    assert_eq!(read_body(response).await, "ok");
+    send_ok(&pool, server.address).await;
     assert_eq!(pool.idle_count(), 1);
 
     // The reaper closes it with no request coming to find it.
-    let ended = Arc::clone(&server.ended);
-    wait_until("the idle connection closes", || {
-        ended.load(Ordering::SeqCst) == 1
-    })
-    .await;
+    wait_for_ended(&server, 1, "the idle connection closes").await;
     assert_eq!(pool.idle_count(), 0);
 
-    let response = pool.send(request(server.address, "/ok")).await.unwrap();
-    assert_eq!(read_body(response).await, "ok");
+    send_ok(&pool, server.address).await;
     assert_eq!(server.accepted.load(Ordering::SeqCst), 2);
 }
 
@@ -270,11 +269,7 @@ async fn pool_keeps_at_most_max_idle() {
         assert_eq!(read_body(response).await, "abcd");
     }
     assert_eq!(pool.idle_count(), 4);
-    let ended = Arc::clone(&server.ended);
-    wait_until("the connections over the limit close", || {
-        ended.load(Ordering::SeqCst) == 2
-    })
-    .await;
+    wait_for_ended(&server, 2, "the connections over the limit close").await;
 }
 
 #[tokio::test]
@@ -315,8 +310,7 @@ async fn pool_reuses_a_connection_after_a_long_body() {
     let streaming = pool.send(request(server.address, "/slow")).await.unwrap();
     assert_eq!(read_body(streaming).await, "abcd");
 
-    let response = pool.send(request(server.address, "/ok")).await.unwrap();
-    assert_eq!(read_body(response).await, "ok");
+    send_ok(&pool, server.address).await;
     assert_eq!(server.accepted.load(Ordering::SeqCst), 1);
 }
 
@@ -342,8 +336,7 @@ async fn pool_sends_body_once_after_upstream_close() {
 async fn pool_closes_connection_after_response_timeout() {
     let server = start_server().await;
     let pool = pool_for(server.address, Duration::from_secs(30));
-    let response = pool.send(request(server.address, "/ok")).await.unwrap();
-    assert_eq!(read_body(response).await, "ok");
+    send_ok(&pool, server.address).await;
 
     // The pooled connection carries a request that never gets a response.
     let waited = tokio::time::timeout(
@@ -352,15 +345,10 @@ async fn pool_closes_connection_after_response_timeout() {
     )
     .await;
     assert!(waited.is_err(), "unexpected response to /never");
-    let ended = Arc::clone(&server.ended);
-    wait_until("the timed-out connection closes", || {
-        ended.load(Ordering::SeqCst) == 1
-    })
-    .await;
+    wait_for_ended(&server, 1, "the timed-out connection closes").await;
     assert_eq!(pool.idle_count(), 0);
 
-    let response = pool.send(request(server.address, "/ok")).await.unwrap();
-    assert_eq!(read_body(response).await, "ok");
+    send_ok(&pool, server.address).await;
     assert_eq!(server.accepted.load(Ordering::SeqCst), 2);
 }
 
@@ -410,8 +398,7 @@ async fn pool_replaces_a_connection_close_response() {
     });
     let pool = pool_for(address, Duration::from_secs(30));
     for _ in 0..3 {
-        let response = pool.send(request(address, "/ok")).await.unwrap();
-        assert_eq!(read_body(response).await, "ok");
+        send_ok(&pool, address).await;
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 3);
 }
