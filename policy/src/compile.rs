@@ -15,7 +15,7 @@ use crate::condition::{ClaimTest, Condition, DAY_NAMES};
 use crate::format::{ConditionFile, EffectFile, PrincipalFile, RoleFile, RuleFile};
 use crate::rule::{CompiledRule, Scope};
 use crate::template::{ClaimPath, Pattern};
-use crate::time;
+use crate::time::{self, TimeError, Zone};
 use crate::{Effect, PolicyError, PolicyWarning};
 
 /// The only policy format version this crate reads.
@@ -311,7 +311,7 @@ fn compile_rule(
     let when = file
         .when
         .as_ref()
-        .map(|c| compile_condition(c, diagnostics));
+        .map(|c| compile_condition(c, &Zone::default(), diagnostics));
 
     if diagnostics.errors.len() > errors_before {
         return None;
@@ -494,7 +494,7 @@ type Combinators<'f, T> = (
 fn compile_combinators<T>(
     tests: &mut Vec<Condition>,
     (any, all, not): Combinators<'_, T>,
-    compile_one: fn(&Spanned<T>, &mut Diagnostics<'_>) -> Condition,
+    compile_one: impl Fn(&Spanned<T>, &mut Diagnostics<'_>) -> Condition,
     diagnostics: &mut Diagnostics<'_>,
 ) {
     if let Some(list) = any {
@@ -616,11 +616,18 @@ fn claim_table_test(
     Some(ClaimTest::Range { gt, ge, lt, le })
 }
 
+/// Compiles a `when` table. `outer_zone` is the time zone of the table around it, or UTC
+/// for a rule's own table. The table's `time_zone` replaces it here and inside.
 pub(crate) fn compile_condition(
     file: &Spanned<ConditionFile>,
+    outer_zone: &Zone,
     diagnostics: &mut Diagnostics<'_>,
 ) -> Condition {
     let condition = file.get_ref();
+    let zone = match &condition.time_zone {
+        Some(name) => compile_zone(name, condition, diagnostics),
+        None => outer_zone.clone(),
+    };
     let mut tests = Vec::new();
     if let Some(principal) = &condition.principal {
         tests.push(compile_principal(principal, diagnostics));
@@ -630,16 +637,19 @@ pub(crate) fn compile_condition(
     }
 
     if let Some(days) = &condition.days {
-        tests.push(Condition::Days(compile_days(days, diagnostics)));
+        tests.push(Condition::Days {
+            days: compile_days(days, diagnostics),
+            zone: zone.clone(),
+        });
     }
     if let Some(hours) = &condition.hours {
-        tests.extend(compile_hours(hours, diagnostics));
+        tests.extend(compile_hours(hours, &zone, diagnostics));
     }
     if let Some(value) = &condition.not_before {
-        tests.extend(compile_time(value, diagnostics).map(Condition::NotBefore));
+        tests.extend(compile_time(value, &zone, diagnostics).map(Condition::NotBefore));
     }
     if let Some(value) = &condition.not_after {
-        tests.extend(compile_time(value, diagnostics).map(Condition::NotAfter));
+        tests.extend(compile_time(value, &zone, diagnostics).map(Condition::NotAfter));
     }
 
     if let Some(list) = &condition.source_addresses {
@@ -667,7 +677,7 @@ pub(crate) fn compile_condition(
     compile_combinators(
         &mut tests,
         (&condition.any, &condition.all, &condition.not),
-        compile_condition,
+        |inner, diagnostics| compile_condition(inner, &zone, diagnostics),
         diagnostics,
     );
 
@@ -675,6 +685,47 @@ pub(crate) fn compile_condition(
         diagnostics.warning(file.span(), "empty `when` condition: it always holds");
     }
     Condition::All(tests.into())
+}
+
+/// Looks up a `time_zone`, and warns when nothing in its table reads the clock.
+fn compile_zone(
+    name: &Spanned<String>,
+    condition: &ConditionFile,
+    diagnostics: &mut Diagnostics<'_>,
+) -> Zone {
+    if !reads_clock(condition) {
+        diagnostics.warning(
+            name.span(),
+            "`time_zone` has no effect: neither this table nor a table inside it has `days`, \
+             `hours`, `not_before` or `not_after`",
+        );
+    }
+    Zone::named(name.get_ref().trim()).unwrap_or_else(|| {
+        diagnostics.error(
+            name.span(),
+            format!(
+                "unknown time zone `{}`; expected an IANA name such as `Europe/Berlin`, \
+                 `America/New_York` or `UTC`",
+                name.get_ref()
+            ),
+        );
+        Zone::default()
+    })
+}
+
+/// Returns true when the table, or a table inside it that keeps its zone, reads the clock.
+fn reads_clock(condition: &ConditionFile) -> bool {
+    let own = condition.days.is_some()
+        || condition.hours.is_some()
+        || condition.not_before.is_some()
+        || condition.not_after.is_some();
+    let inner = |file: &Spanned<ConditionFile>| {
+        let inner = file.get_ref();
+        inner.time_zone.is_none() && reads_clock(inner)
+    };
+    own || condition.any.iter().flatten().any(inner)
+        || condition.all.iter().flatten().any(inner)
+        || condition.not.as_deref().is_some_and(inner)
 }
 
 fn compile_days(days: &[Spanned<String>], diagnostics: &mut Diagnostics<'_>) -> u8 {
@@ -713,13 +764,21 @@ fn full_day_name(short: &str) -> &'static str {
     }
 }
 
-fn compile_hours(hours: &Spanned<String>, diagnostics: &mut Diagnostics<'_>) -> Option<Condition> {
+fn compile_hours(
+    hours: &Spanned<String>,
+    zone: &Zone,
+    diagnostics: &mut Diagnostics<'_>,
+) -> Option<Condition> {
     let parsed = hours
         .get_ref()
         .split_once('-')
         .and_then(|(start, end)| Some((parse_clock(start.trim())?, parse_clock(end.trim())?)));
     match parsed {
-        Some((start, end)) if start != end => Some(Condition::Hours { start, end }),
+        Some((start, end)) if start != end => Some(Condition::Hours {
+            start,
+            end,
+            zone: zone.clone(),
+        }),
         Some(_) => {
             diagnostics.error(
                 hours.span(),
@@ -731,7 +790,7 @@ fn compile_hours(hours: &Spanned<String>, diagnostics: &mut Diagnostics<'_>) -> 
             diagnostics.error(
                 hours.span(),
                 format!(
-                    "invalid `hours` `{}`; expected `HH:MM-HH:MM` in UTC, such as `08:00-18:00`",
+                    "invalid `hours` `{}`; expected `HH:MM-HH:MM` in {zone}, such as `08:00-18:00`",
                     hours.get_ref()
                 ),
             );
@@ -749,18 +808,44 @@ fn parse_clock(text: &str) -> Option<u32> {
     (minutes < 60 && total <= 24 * 60).then_some(total)
 }
 
-fn compile_time(value: &Spanned<toml::Value>, diagnostics: &mut Diagnostics<'_>) -> Option<i64> {
+fn compile_time(
+    value: &Spanned<toml::Value>,
+    zone: &Zone,
+    diagnostics: &mut Diagnostics<'_>,
+) -> Option<i64> {
     let parsed = match value.get_ref() {
-        toml::Value::Datetime(datetime) => time::unix_seconds(datetime),
+        toml::Value::Datetime(datetime) => time::unix_seconds(datetime, zone),
         toml::Value::String(text) => text
             .parse()
-            .map_err(|_| ())
-            .and_then(|dt| time::unix_seconds(&dt)),
-        _ => Err(()),
+            .map_err(|_| TimeError::Malformed)
+            .and_then(|datetime| time::unix_seconds(&datetime, zone)),
+        _ => Err(TimeError::Malformed),
     };
-    parsed
-        .map_err(|()| diagnostics.error(value.span(), "invalid time; expected an RFC 3339 date-time with an offset, such as `2026-01-31T18:00:00Z`, or a date such as `2026-01-31` (midnight UTC)"))
-        .ok()
+    let error = match parsed {
+        Ok(seconds) => return Some(seconds),
+        Err(error) => error,
+    };
+    let written = match value.get_ref() {
+        toml::Value::String(text) => text.clone(),
+        other => other.to_string(),
+    };
+    let message = match error {
+        TimeError::Malformed | TimeError::NoOffset => format!(
+            "invalid time `{written}`; expected an RFC 3339 date-time with an offset, such as \
+             `2026-01-31T18:00:00Z`, or a date such as `2026-01-31` (midnight in {zone}); \
+             set `time_zone` to write local date-times without an offset"
+        ),
+        TimeError::Repeated => format!(
+            "`{written}` happens twice in {zone}, when its clocks are set back; add the offset \
+             you mean, such as `+01:00`"
+        ),
+        TimeError::Skipped => format!(
+            "`{written}` does not happen in {zone}, when its clocks are set forward; pick a \
+             time outside the change or add an offset"
+        ),
+    };
+    diagnostics.error(value.span(), message);
+    None
 }
 
 fn compile_networks(

@@ -7,6 +7,7 @@ use ipnet::IpNet;
 
 use crate::request::{Context, Principal, Request};
 use crate::template::{ClaimPath, Pattern};
+use crate::time::Zone;
 
 /// A compiled test. `All` of nothing is true and `Any` of nothing is false.
 #[derive(Clone, Debug, PartialEq)]
@@ -19,13 +20,17 @@ pub(crate) enum Condition {
     Roles(Box<[Pattern]>),
     Scopes(Box<[Pattern]>),
     Claim(ClaimPath, ClaimTest),
-    /// UTC days of the week, bit 0 for Monday.
-    Days(u8),
-    /// UTC minutes since midnight, `start` inclusive, `end` exclusive; a window whose end
-    /// is before its start wraps past midnight.
+    /// Days of the week in the zone, bit 0 for Monday.
+    Days {
+        days: u8,
+        zone: Zone,
+    },
+    /// Minutes since midnight in the zone, `start` inclusive and `end` exclusive. A window
+    /// whose end is before its start wraps past midnight.
     Hours {
         start: u32,
         end: u32,
+        zone: Zone,
     },
     NotBefore(i64),
     NotAfter(i64),
@@ -85,8 +90,13 @@ impl Condition {
             Condition::Roles(patterns) => any_matches(patterns, &principal.roles),
             Condition::Scopes(patterns) => any_matches(patterns, &principal.scopes),
             Condition::Claim(path, test) => test.holds(path.lookup(principal)),
-            Condition::Days(days) => days & (1 << weekday(on.context.unix_time)) != 0,
-            Condition::Hours { start, end } => in_hours(*start, *end, on.context.unix_time),
+            Condition::Days { days, zone } => {
+                let wall_clock = zone.wall_clock_seconds(on.context.unix_time);
+                days & (1 << weekday(wall_clock)) != 0
+            }
+            Condition::Hours { start, end, zone } => {
+                in_hours(*start, *end, zone.wall_clock_seconds(on.context.unix_time))
+            }
             Condition::NotBefore(time) => on.context.unix_time >= *time,
             Condition::NotAfter(time) => on.context.unix_time <= *time,
             Condition::SourceAddresses(networks) => on
@@ -227,16 +237,17 @@ fn is_single_partition(on: &Subject<'_>) -> bool {
     on.has_partition_key && !on.request.properties.cross_partition
 }
 
-/// Returns the UTC weekday, 0 for Monday. 1970-01-01 was a Thursday.
-pub(crate) fn weekday(unix_time: i64) -> u32 {
-    let days = unix_time.div_euclid(SECONDS_PER_DAY);
+/// Returns the weekday of a wall-clock time in seconds, 0 for Monday. 1970-01-01 was a
+/// Thursday.
+pub(crate) fn weekday(wall_clock: i64) -> u32 {
+    let days = wall_clock.div_euclid(SECONDS_PER_DAY);
     // Every value of `rem_euclid(7)` fits in u32.
     (days + 3).rem_euclid(7) as u32
 }
 
-fn in_hours(start: u32, end: u32, unix_time: i64) -> bool {
+fn in_hours(start: u32, end: u32, wall_clock: i64) -> bool {
     // `rem_euclid` keeps the minute of the day in 0..1440.
-    let minute = (unix_time.rem_euclid(SECONDS_PER_DAY) / 60) as u32;
+    let minute = (wall_clock.rem_euclid(SECONDS_PER_DAY) / 60) as u32;
     if start <= end {
         minute >= start && minute < end
     } else {
@@ -286,12 +297,14 @@ impl fmt::Display for Condition {
             Condition::Roles(patterns) => write!(f, "roles include one of {}", list(patterns)),
             Condition::Scopes(patterns) => write!(f, "scopes include one of {}", list(patterns)),
             Condition::Claim(path, test) => write!(f, "claim `{path}` {test}"),
-            Condition::Days(days) => write!(f, "UTC day is one of {}", day_names(*days)),
-            Condition::Hours { start, end } => {
-                write!(f, "UTC time is within {}-{}", clock(*start), clock(*end))
+            Condition::Days { days, zone } => {
+                write!(f, "{zone} day is one of {}", day_names(*days))
             }
-            Condition::NotBefore(time) => write!(f, "time is at or after {time} (Unix seconds)"),
-            Condition::NotAfter(time) => write!(f, "time is at or before {time} (Unix seconds)"),
+            Condition::Hours { start, end, zone } => {
+                write!(f, "{zone} time is within {}-{}", clock(*start), clock(*end))
+            }
+            Condition::NotBefore(time) => write!(f, "time is at or after {}", instant(*time)),
+            Condition::NotAfter(time) => write!(f, "time is at or before {}", instant(*time)),
             Condition::SourceAddresses(networks) => {
                 write!(f, "source address is in {}", list(networks))
             }
@@ -356,6 +369,15 @@ fn day_names(days: u8) -> String {
         .map(|(_, name)| *name)
         .collect();
     names.join(", ")
+}
+
+/// Shows Unix seconds as an RFC 3339 UTC date-time, or as seconds outside the years that
+/// RFC 3339 can write.
+fn instant(unix_time: i64) -> String {
+    match jiff::Timestamp::from_second(unix_time) {
+        Ok(timestamp) => timestamp.to_string(),
+        Err(_) => format!("{unix_time} (Unix seconds)"),
+    }
 }
 
 fn clock(minutes: u32) -> String {

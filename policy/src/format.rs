@@ -61,6 +61,9 @@ pub(crate) struct PrincipalFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ConditionFile {
+    /// The IANA zone that `days`, `hours` and date-times without an offset are read in,
+    /// here and in the tables inside. It is UTC when no table names one.
+    pub(crate) time_zone: Option<Spanned<String>>,
     pub(crate) principal: Option<Spanned<PrincipalFile>>,
     pub(crate) claims: Option<BTreeMap<String, Spanned<toml::Value>>>,
     pub(crate) days: Option<Vec<Spanned<String>>>,

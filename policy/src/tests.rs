@@ -460,6 +460,45 @@ consistency_levels = ["Session", "eventual"]
 }
 
 #[test]
+fn time_zone_reads_nested_tables() {
+    let policy = parse(
+        r#"version = 1
+[[rules]]
+id = "office-hours"
+actions = ["executeQuery"]
+scopes = ["/"]
+principal = { subject = "analyst" }
+[rules.when]
+time_zone = "America/New_York"
+not_before = 2026-01-28T09:30:00
+[[rules.when.any]]
+days = ["wed"]
+hours = "09:00-17:00"
+[[rules.when.any]]
+time_zone = "Asia/Tokyo"
+days = ["thu"]
+hours = "09:00-10:00"
+"#,
+    );
+    let caller = principal("analyst");
+    let query = item(K::Query, "dbs/d/colls/c");
+    let at = |utc_hour: i64, utc_minute: i64| Context {
+        // Midnight UTC of Wednesday 2026-01-28. New York is UTC-5 and Tokyo UTC+9.
+        unix_time: 1_769_558_400 + utc_hour * 3600 + utc_minute * 60,
+        ..context()
+    };
+    let allowed = |moment: Context| policy.decide(&caller, &query, &moment).is_allowed();
+    // 07:00 in New York and 21:00 in Tokyo.
+    assert!(!allowed(at(12, 0)));
+    // 09:00 in New York, but before `not_before`, which is New York time too.
+    assert!(!allowed(at(14, 0)));
+    assert!(allowed(at(14, 30)));
+    // 19:30 on Wednesday in New York, 09:30 on Thursday in Tokyo.
+    assert!(allowed(at(24, 30)));
+    assert!(!allowed(at(25, 30)));
+}
+
+#[test]
 fn explain_lists_every_rule_with_reason() {
     let policy = demo();
     let caller = principal("support-agent");

@@ -115,6 +115,69 @@ claims = {{ level = {{ over = 3 }} }}
     assert_eq!(found.len(), 5, "{found:#?}");
 }
 
+fn when_table(body: &str) -> String {
+    format!(
+        "{HEADER}[[rules]]\nid = \"a\"\nactions = [\"items/read\"]\nscopes = [\"/\"]\nprincipal = {{ subject = \"x\" }}\n[rules.when]\n{body}"
+    )
+}
+
+#[test]
+fn unknown_time_zone_is_error() {
+    let report = report(&when_table(
+        "time_zone = \"Europe/Berln\"\nhours = \"08:00-18:00\"\n",
+    ));
+    let found = messages(&report.errors);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0].contains("unknown time zone `Europe/Berln`"),
+        "{found:#?}"
+    );
+    assert_eq!(report.errors[0].line, 8);
+}
+
+#[test]
+fn unused_time_zone_warns() {
+    let unused = report(&when_table(
+        "time_zone = \"Europe/Berlin\"\nsource_addresses = [\"10.0.0.0/8\"]\n",
+    ));
+    assert!(unused.errors.is_empty(), "{:?}", unused.errors);
+    assert_eq!(unused.warnings.len(), 1, "{:?}", unused.warnings);
+    assert!(
+        unused.warnings[0]
+            .message
+            .contains("`time_zone` has no effect")
+    );
+
+    let nested = report(&when_table(
+        "time_zone = \"Europe/Berlin\"\n[[rules.when.any]]\nhours = \"08:00-18:00\"\n",
+    ));
+    assert!(nested.warnings.is_empty(), "{:?}", nested.warnings);
+}
+
+#[test]
+fn local_times_at_a_clock_change_are_errors() {
+    let report = report(&when_table(
+        "time_zone = \"Europe/Berlin\"\nnot_before = 2026-10-25T02:30:00\nnot_after = 2026-03-29T02:30:00\n",
+    ));
+    let found = messages(&report.errors);
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(
+        found[0].contains("happens twice in Europe/Berlin"),
+        "{found:#?}"
+    );
+    assert!(
+        found[1].contains("does not happen in Europe/Berlin"),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn local_time_needs_offset_without_zone() {
+    let found = messages(&report(&when_table("not_before = 2026-01-31T18:00:00\n")).errors);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(found[0].contains("set `time_zone`"), "{found:#?}");
+}
+
 #[test]
 fn case_difference_is_a_warning() {
     let text = format!(

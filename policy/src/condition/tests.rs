@@ -42,10 +42,12 @@ fn hours_window_wraps_past_midnight() {
     let night = Condition::Hours {
         start: 22 * 60,
         end: 6 * 60,
+        zone: Zone::default(),
     };
     let day = Condition::Hours {
         start: 8 * 60,
         end: 18 * 60,
+        zone: Zone::default(),
     };
     let caller = principal("a");
     let midnight = 1_769_558_400;
@@ -54,6 +56,79 @@ fn hours_window_wraps_past_midnight() {
     assert!(!holds(&night, &caller, &query(), &at(midnight + 12 * 3600)));
     assert!(holds(&day, &caller, &query(), &at(midnight + 8 * 3600)));
     assert!(!holds(&day, &caller, &query(), &at(midnight + 18 * 3600)));
+}
+
+#[test]
+fn zoned_hours_follow_daylight_saving() {
+    let office = Condition::Hours {
+        start: 8 * 60,
+        end: 18 * 60,
+        zone: Zone::named("Europe/Berlin").unwrap(),
+    };
+    let caller = principal("a");
+    // 2026-01-28 and 2026-07-01 at 00:00 UTC. Berlin is UTC+1 in winter and UTC+2 in
+    // summer, so 08:00 there is 07:00 UTC in winter and 06:00 UTC in summer.
+    let winter = 1_769_558_400;
+    let summer = 1_782_864_000;
+    assert!(!holds(
+        &office,
+        &caller,
+        &query(),
+        &at(winter + 6 * 3600 + 59 * 60)
+    ));
+    assert!(holds(&office, &caller, &query(), &at(winter + 7 * 3600)));
+    assert!(!holds(&office, &caller, &query(), &at(winter + 17 * 3600)));
+    assert!(holds(&office, &caller, &query(), &at(summer + 6 * 3600)));
+    assert!(!holds(
+        &office,
+        &caller,
+        &query(),
+        &at(summer + 5 * 3600 + 59 * 60)
+    ));
+    assert!(!holds(&office, &caller, &query(), &at(summer + 16 * 3600)));
+}
+
+#[test]
+fn zoned_days_change_at_local_midnight() {
+    // 2026-01-28 was a Wednesday. At 23:30 UTC it is already Thursday in Tokyo (UTC+9)
+    // and still Wednesday in New York (UTC-5).
+    let wednesday_late = 1_769_558_400 + 23 * 3600 + 30 * 60;
+    let thursday = 1 << 3;
+    let in_zone = |name: &str| Condition::Days {
+        days: thursday,
+        zone: Zone::named(name).unwrap(),
+    };
+    let caller = principal("a");
+    let moment = at(wednesday_late);
+    assert!(holds(&in_zone("Asia/Tokyo"), &caller, &query(), &moment));
+    assert!(!holds(
+        &in_zone("America/New_York"),
+        &caller,
+        &query(),
+        &moment
+    ));
+    assert!(!holds(&in_zone("UTC"), &caller, &query(), &moment));
+}
+
+#[test]
+fn zoned_conditions_name_their_zone() {
+    let zone = Zone::named("america/new_york").unwrap();
+    let hours = Condition::Hours {
+        start: 9 * 60,
+        end: 17 * 60,
+        zone: zone.clone(),
+    };
+    assert_eq!(
+        hours.to_string(),
+        "America/New_York time is within 09:00-17:00"
+    );
+    let days = Condition::Days { days: 0b1, zone };
+    assert_eq!(days.to_string(), "America/New_York day is one of mon");
+    let after = Condition::NotBefore(1_769_882_400);
+    assert_eq!(
+        after.to_string(),
+        "time is at or after 2026-01-31T18:00:00Z"
+    );
 }
 
 #[test]

@@ -60,8 +60,12 @@ pub struct ExplainArgs {
     #[arg(long)]
     pub source_address: Option<std::net::IpAddr>,
     /// The decision time as Unix seconds; now by default.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "at")]
     pub unix_time: Option<i64>,
+    /// The decision time as an RFC 3339 date-time with an offset, such as
+    /// `2027-01-04T09:30:00-05:00`; now by default.
+    #[arg(long, value_parser = parse_instant)]
+    pub at: Option<i64>,
     /// Print the explanation as JSON.
     #[arg(long)]
     pub json: bool,
@@ -144,7 +148,7 @@ fn explain(arguments: &ExplainArgs) -> anyhow::Result<()> {
     }
     let context = Context {
         source_address: arguments.source_address,
-        unix_time: arguments.unix_time.unwrap_or_else(now),
+        unix_time: arguments.unix_time.or(arguments.at).unwrap_or_else(now),
     };
     let explanation = policy.explain(&principal, &classified.request, &context);
     if arguments.json {
@@ -252,5 +256,16 @@ fn now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| {
             i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+        })
+}
+
+/// Parses `--at` into Unix seconds.
+fn parse_instant(text: &str) -> Result<i64, String> {
+    text.parse::<jiff::Timestamp>()
+        .map(|timestamp| timestamp.as_second())
+        .map_err(|error| {
+            format!(
+                "{error}; give an RFC 3339 date-time with an offset, such as 2027-01-04T09:30:00Z"
+            )
         })
 }

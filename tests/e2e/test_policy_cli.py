@@ -1,0 +1,97 @@
+"""`cosmoguard policy check` and `policy explain` on policies whose time windows name a time
+zone, run as a policy author runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from e2e.conftest import require_binary
+
+ZONED_POLICY = """version = 1
+
+[[rules]]
+id = "support-office-hours"
+actions = ["items/read"]
+scopes = ["/dbs/shop"]
+principal = { groups = ["support"] }
+[rules.when]
+time_zone = "America/New_York"
+not_before = 2027-01-04T09:00:00
+[[rules.when.any]]
+days = ["mon", "tue", "wed", "thu", "fri"]
+hours = "09:00-17:00"
+[[rules.when.any]]
+time_zone = "Asia/Tokyo"
+days = ["mon", "tue", "wed", "thu", "fri"]
+hours = "09:00-17:00"
+"""
+
+CLAIMS = {"iss": "https://idp.example", "sub": "agent-7", "groups": ["support"]}
+
+
+def run(*arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(require_binary()), "policy", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def explain(tmp_path: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """Explain a read of one order by the support agent under the zoned policy."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text(ZONED_POLICY, encoding="utf-8")
+    claims = tmp_path / "claims.json"
+    claims.write_text(json.dumps(CLAIMS), encoding="utf-8")
+    return run(
+        "explain", "--policy", str(policy), "--claims", str(claims),
+        "--request", "GET /dbs/shop/colls/orders/docs/1",
+        "--header", 'x-ms-documentdb-partitionkey:["a"]',
+        *arguments,
+    )
+
+
+def explain_at(tmp_path: Path, moment: str) -> dict:
+    result = explain(tmp_path, "--at", moment, "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_zoned_policy_checks_clean(tmp_path):
+    policy = tmp_path / "policy.toml"
+    policy.write_text(ZONED_POLICY, encoding="utf-8")
+    result = run("check", str(policy), "--deny-warnings")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 warnings" in result.stdout
+
+
+def test_unknown_time_zone_fails_check_with_its_line(tmp_path):
+    policy = tmp_path / "policy.toml"
+    policy.write_text(ZONED_POLICY.replace("Asia/Tokyo", "Asia/Tokio"), encoding="utf-8")
+    result = run("check", str(policy))
+    assert result.returncode == 1
+    assert "policy.toml:15:13: unknown time zone `Asia/Tokio`" in result.stdout + result.stderr
+
+
+def test_explain_reads_hours_in_each_zone(tmp_path):
+    # Monday 2027-01-04: 09:30 in New York, and 23:30 in Tokyo.
+    morning = explain_at(tmp_path, "2027-01-04T14:30:00Z")
+    assert morning["decision"]["effect"] == "allow", morning
+    # The same Monday at 08:30 in New York is before `not_before`, which is New York time.
+    early = explain_at(tmp_path, "2027-01-04T08:30:00-05:00")
+    assert early["decision"]["effect"] == "deny", early
+    # Tuesday 09:30 in Tokyo is Monday 19:30 in New York.
+    tokyo = explain_at(tmp_path, "2027-01-05T09:30:00+09:00")
+    assert tokyo["decision"]["effect"] == "allow", tokyo
+    # Saturday morning in both offices.
+    weekend = explain_at(tmp_path, "2027-01-09T10:00:00-05:00")
+    assert weekend["decision"]["effect"] == "deny", weekend
+
+
+def test_explain_rejects_time_without_offset(tmp_path):
+    result = explain(tmp_path, "--at", "2027-01-04T09:30:00")
+    assert result.returncode == 2
+    assert "RFC 3339 date-time with an offset" in result.stderr
