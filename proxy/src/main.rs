@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 // Every request allocates headers, records and buffers; jemalloc serves them with less CPU
 // than glibc malloc (bench/RESULTS.md has the comparison).
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
@@ -55,9 +56,14 @@ enum Command {
     Policy(cosmoguard::cli::policy::PolicyCommand),
 }
 
+/// Does nothing: the system allocator has no background thread to start.
+#[cfg(not(feature = "jemalloc"))]
+fn return_freed_memory_in_background() {}
+
 /// Starts jemalloc's background thread. jemalloc otherwise returns freed pages to the
 /// system only while the process allocates, so the buffers of a burst of connections that
 /// went idle would stay resident.
+#[cfg(feature = "jemalloc")]
 fn return_freed_memory_in_background() {
     if let Err(error) = tikv_jemalloc_ctl::background_thread::write(true) {
         tracing::warn!(%error, "Failed to start jemalloc's background thread, so freed memory returns to the system only while the proxy allocates");

@@ -175,6 +175,14 @@ impl RequestMetrics {
     }
 }
 
+/// Registers the standard `process_*` metrics of this process: CPU seconds, resident and
+/// virtual memory, open and maximum descriptors, threads and start time.
+pub fn register_process_metrics(registry: &Registry) -> prometheus::Result<()> {
+    registry.register(Box::new(
+        prometheus::process_collector::ProcessCollector::for_self(),
+    ))
+}
+
 /// Registers `cosmoguard_build_info`, a constant 1 labelled with the version.
 pub fn register_build_info(registry: &Registry) -> prometheus::Result<()> {
     let info = IntGaugeVec::new(

@@ -37,6 +37,7 @@ pub async fn serve(config_path: &Path) -> anyhow::Result<()> {
 
     let registry = Registry::new();
     metrics::register_build_info(&registry)?;
+    metrics::register_process_metrics(&registry)?;
     let policy_store = Arc::new(PolicyStore::open(&config.policy_path(), &registry)?);
     let upstream = build_upstream(&config, config_path, &registry)?;
     let credential_readiness = upstream.credential_readiness();

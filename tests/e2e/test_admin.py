@@ -8,6 +8,7 @@ import subprocess
 import time
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -38,6 +39,29 @@ def test_metrics_pass_promtool(proxy, certs, token_for):
     checked = subprocess.run([promtool, "check", "metrics"], input=exposition, capture_output=True, text=True, timeout=60)
 
     assert checked.returncode == 0, f"promtool check metrics failed:\n{checked.stdout}{checked.stderr}"
+
+
+def metric_value(exposition: str, name: str) -> float:
+    for line in exposition.splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} is not in the exposition")
+
+
+def test_process_metrics_describe_the_proxy(proxy):
+    exposition = fetch_text(f"{proxy.admin_url}/metrics")
+    pid = proxy.process.popen.pid
+    status = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
+    rss_kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+    open_fds = len(list(Path(f"/proc/{pid}/fd").iterdir()))
+
+    resident = metric_value(exposition, "process_resident_memory_bytes")
+    assert 0.5 < resident / (rss_kib * 1024) < 2, (resident, rss_kib)
+    descriptors = metric_value(exposition, "process_open_fds")
+    assert abs(descriptors - open_fds) <= 4, (descriptors, open_fds)
+    # The prometheus crate counts CPU time in whole seconds, so a fresh proxy shows 0.
+    assert metric_value(exposition, "process_cpu_seconds_total") >= 0
+    assert metric_value(exposition, "process_start_time_seconds") <= time.time()
 
 
 def test_prometheus_scrapes_metrics(proxy, processes, run_dir, certs, token_for):
