@@ -22,3 +22,6 @@ pub mod run;
 pub mod server;
 pub mod telemetry;
 pub mod upstream;
+
+#[cfg(test)]
+mod test_tls;

@@ -1,5 +1,5 @@
-//! Plain HTTP/1.1 connections that hold only their socket while they wait for the next
-//! request.
+//! HTTP/1.1 connections that hold only their socket, and on TLS their TLS session, while
+//! they wait for the next request.
 //!
 //! hyper keeps a connection's read buffer, header write buffer and last header map for
 //! the connection's life, and its server API cannot release them between requests. Each
@@ -14,6 +14,11 @@
 //! whole tick of its worker's [`IdleSweep`] (a quarter to half a second). Building a new
 //! hyper connection for every request of a busy connection cost about 2 µs of CPU per
 //! request in the benchmark.
+//!
+//! On TLS the session stays with the proxy: a TLS read that came back pending leaves no
+//! decrypted bytes in rustls, so from then on the socket's readiness shows the next
+//! request too. A released connection that is closed (by shutdown or the idle timeout)
+//! still sends its TLS close notification, as hyper would.
 //!
 //! A request is in flight from the moment hyper hands it to the service until hyper has
 //! dropped its response body and the request body has been read to its end
@@ -38,6 +43,7 @@ use hyper::service::HttpService;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
 
 use super::Shutdown;
 use crate::body::ProxyBody;
@@ -186,7 +192,7 @@ impl Drop for InFlight {
 }
 
 /// Starts tracking a request: returns its request body, held until read to its end, and
-/// the guard its response body carries. Without `activity` (TLS and HTTP/2 connections)
+/// the guard its response body carries. Without `activity` (HTTP/2 connections)
 /// nothing is tracked.
 pub(super) fn track(
     activity: Option<&Arc<Activity>>,
@@ -238,11 +244,43 @@ impl Body for ResponseBody {
     }
 }
 
-/// The socket that hyper reads and writes. Reads return the bytes handed back from the
-/// previous hyper connection first, then the socket's, and the end of the stream when
+/// A connection's transport: a TCP socket, or a TLS session on one.
+pub(super) trait Transport: AsyncRead + AsyncWrite + Unpin {
+    /// Returns the TCP socket under the transport, whose readiness shows the next request.
+    fn socket(&self) -> &TcpStream;
+
+    /// Returns true when the transport has buffered input that a read returns without the
+    /// socket, so the socket's readiness does not show it.
+    fn has_buffered_input(&self) -> bool;
+}
+
+impl Transport for TcpStream {
+    fn socket(&self) -> &TcpStream {
+        self
+    }
+
+    fn has_buffered_input(&self) -> bool {
+        false
+    }
+}
+
+impl Transport for TlsStream<TcpStream> {
+    fn socket(&self) -> &TcpStream {
+        self.get_ref().0
+    }
+
+    /// rustls stops wanting TLS records while it has decrypted bytes or the client's close
+    /// buffered, and a read returns either without touching the socket.
+    fn has_buffered_input(&self) -> bool {
+        !self.get_ref().1.wants_read()
+    }
+}
+
+/// The transport that hyper reads and writes. Reads return the bytes handed back from the
+/// previous hyper connection first, then the transport's, and the end of the stream when
 /// nothing is in flight and the socket has nothing to read.
-pub(super) struct IdleStream {
-    stream: TcpStream,
+pub(super) struct IdleStream<T> {
+    stream: T,
     handed_back: Bytes,
     activity: Arc<Activity>,
     sweep: Arc<IdleSweep>,
@@ -255,13 +293,13 @@ pub(super) struct IdleStream {
     linger: Option<super::linger::Linger>,
 }
 
-impl IdleStream {
+impl<T: Transport> IdleStream<T> {
     fn new(
-        stream: TcpStream,
+        stream: T,
         handed_back: Bytes,
         activity: Arc<Activity>,
         sweep: Arc<IdleSweep>,
-    ) -> IdleStream {
+    ) -> IdleStream<T> {
         IdleStream {
             stream,
             handed_back,
@@ -280,8 +318,11 @@ impl IdleStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
+        if self.stream.has_buffered_input() {
+            return Pin::new(&mut self.stream).poll_read(cx, buf);
+        }
         loop {
-            match self.stream.poll_read_ready(cx) {
+            match self.stream.socket().poll_read_ready(cx) {
                 Poll::Pending => {
                     self.activity.released.store(true, Ordering::Relaxed);
                     return Poll::Ready(Ok(()));
@@ -299,7 +340,7 @@ impl IdleStream {
     }
 }
 
-impl AsyncRead for IdleStream {
+impl<T: Transport> AsyncRead for IdleStream<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -330,7 +371,7 @@ impl AsyncRead for IdleStream {
     }
 }
 
-impl AsyncWrite for IdleStream {
+impl<T: Transport> AsyncWrite for IdleStream<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -371,10 +412,10 @@ impl AsyncWrite for IdleStream {
     }
 }
 
-/// Serves plain HTTP/1.1 on `stream` until either side closes it, shutdown drains it or it
-/// stays idle for `idle_timeout`. `service` builds the service of each hyper connection.
-pub(super) async fn serve<S, F>(
-    mut stream: TcpStream,
+/// Serves HTTP/1.1 on `stream` until either side closes it, shutdown drains it or it stays
+/// idle for `idle_timeout`. `service` builds the service of each hyper connection.
+pub(super) async fn serve<T, S, F>(
+    mut stream: T,
     builder: &http1::Builder,
     service: F,
     sweep: &Arc<IdleSweep>,
@@ -382,6 +423,7 @@ pub(super) async fn serve<S, F>(
     shutdown: &mut Shutdown,
 ) -> Result<(), hyper::Error>
 where
+    T: Transport + Send + 'static,
     F: Fn(Arc<Activity>) -> S,
     S: HttpService<Incoming, ResBody = ResponseBody> + Unpin,
     S::Future: Unpin,
@@ -390,16 +432,16 @@ where
     let mut handed_back = Bytes::new();
     loop {
         let activity = Activity::new(handed_back.is_empty());
-        let io = IdleStream::new(
-            stream,
-            handed_back,
-            Arc::clone(&activity),
-            Arc::clone(sweep),
+        let mut connection = hyper_connection(
+            builder,
+            IdleStream::new(
+                stream,
+                handed_back,
+                Arc::clone(&activity),
+                Arc::clone(sweep),
+            ),
+            service(Arc::clone(&activity)),
         );
-        // Boxed, so that a connection waiting for its next request keeps none of hyper's
-        // state.
-        let mut connection =
-            Box::new(builder.serve_connection(TokioIo::new(io), service(Arc::clone(&activity))));
         let result = {
             let mut requested = std::pin::pin!(shutdown.requested());
             let mut draining = false;
@@ -420,34 +462,78 @@ where
         }
         // The end of the stream was this module's: nothing was in flight or unflushed,
         // and what hyper reports about that end is not the client's doing.
+        (stream, handed_back) = take_back(connection);
         if shutdown.is_requested() {
+            close(stream).await;
             return Ok(());
         }
-        let parts = connection.into_parts();
-        let io = parts.io.into_inner();
-        stream = io.stream;
-        // An empty read buffer still keeps hyper's allocation alive, so only a copy of
-        // the remaining bytes is kept.
-        handed_back = Bytes::copy_from_slice(&parts.read_buf);
-        drop((parts.read_buf, parts.service));
         if !handed_back.is_empty() {
             continue;
         }
-        tokio::select! {
-            readable = tokio::time::timeout(idle_timeout, stream.readable()) => match readable {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => {
-                    tracing::debug!(%error, "Failed to wait for an idle connection's next request");
-                    return Ok(());
-                }
-                Err(_) => {
-                    tracing::debug!("Closed a connection idle for longer than the header read timeout");
-                    return Ok(());
-                }
-            },
-            () = shutdown.requested() => return Ok(()),
+        let waited = tokio::select! {
+            readable = tokio::time::timeout(idle_timeout, stream.socket().readable()) => Some(readable),
+            () = shutdown.requested() => None,
+        };
+        match waited {
+            Some(Ok(Ok(()))) => {}
+            Some(Ok(Err(error))) => {
+                tracing::debug!(%error, "Failed to wait for an idle connection's next request");
+                return Ok(());
+            }
+            Some(Err(_)) => {
+                tracing::debug!("Closed a connection idle for longer than the header read timeout");
+                close(stream).await;
+                return Ok(());
+            }
+            None => {
+                close(stream).await;
+                return Ok(());
+            }
         }
     }
+}
+
+/// Closes a connection taken back from hyper the way hyper closes one it serves: a TLS
+/// session sends its close notification, and the lingering close reads what the client
+/// still sends.
+async fn close<T: Transport>(mut stream: T) {
+    let mut linger = None;
+    // The connection is closed either way.
+    let _ = poll_fn(|cx| super::linger::poll_linger(&mut stream, &mut linger, cx)).await;
+}
+
+/// Builds the hyper connection served on `io`, boxed so that a connection waiting for its
+/// next request keeps none of hyper's state. It is built outside the async function, so
+/// that the function's state keeps no room for the unboxed value.
+fn hyper_connection<T, S>(
+    builder: &http1::Builder,
+    io: IdleStream<T>,
+    service: S,
+) -> Box<http1::Connection<TokioIo<IdleStream<T>>, S>>
+where
+    T: Transport,
+    S: HttpService<Incoming, ResBody = ResponseBody>,
+{
+    Box::new(builder.serve_connection(TokioIo::new(io), service))
+}
+
+/// Takes the transport back from a hyper connection that finished on the released
+/// stream, with the bytes hyper had read but not parsed. Outside the async function for
+/// the same reason as [`hyper_connection`].
+#[expect(
+    clippy::boxed_local,
+    reason = "the box is moved in, so the unboxed connection never sits in the async function"
+)]
+fn take_back<T, S>(connection: Box<http1::Connection<TokioIo<IdleStream<T>>, S>>) -> (T, Bytes)
+where
+    T: Transport,
+    S: HttpService<Incoming, ResBody = ResponseBody>,
+{
+    let parts = connection.into_parts();
+    // An empty read buffer still keeps hyper's allocation alive, so only a copy of the
+    // remaining bytes is kept.
+    let handed_back = Bytes::copy_from_slice(&parts.read_buf);
+    (parts.io.into_inner().stream, handed_back)
 }
 
 #[cfg(test)]

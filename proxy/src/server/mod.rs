@@ -35,7 +35,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// idle keep-alive connection is closed after the same time.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The tick of each worker's [`idle::IdleSweep`]: a plain HTTP/1.1 connection idle for
+/// The tick of each worker's [`idle::IdleSweep`]: an HTTP/1.1 connection idle for
 /// one to two ticks releases hyper's buffers.
 const IDLE_SWEEP_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -125,39 +125,31 @@ fn spawn_connection(
             None => match first_bytes(&stream, peer).await {
                 None => return,
                 Some(protocol::Protocol::Http1) => {
-                    let service = |activity| request_service(proxy, peer, Some(activity));
-                    idle::serve(
-                        stream,
-                        &builders.http1,
-                        service,
-                        sweep,
-                        HEADER_READ_TIMEOUT,
-                        &mut shutdown,
-                    )
-                    .await
-                    .map_err(Into::into)
+                    builders
+                        .serve_http1(stream, proxy, peer, sweep, &mut shutdown)
+                        .await
                 }
                 // Boxed, like the TLS branch, so that the task of a plain HTTP/1.1
                 // connection is sized for that connection alone.
                 Some(protocol::Protocol::Http2) => {
-                    Box::pin(builders.serve(
-                        stream,
-                        protocol::Protocol::Http2,
-                        proxy,
-                        peer,
-                        &mut shutdown,
-                    ))
-                    .await
+                    Box::pin(builders.serve_http2(stream, proxy, peer, &mut shutdown)).await
                 }
             },
+            // Boxed, so that the task of a plain connection is not sized for a TLS session.
+            // The TLS stream is never borrowed here (the handshake reads its ALPN), so the
+            // box keeps no second room for it while the stream is being served.
             Some(acceptor) => Box::pin(async {
-                let stream = handshake(acceptor, stream, peer).await?;
-                let protocol = protocol::Protocol::from_alpn(stream.get_ref().1.alpn_protocol());
-                Some(
-                    builders
-                        .serve(stream, protocol, proxy, peer, &mut shutdown)
-                        .await,
-                )
+                let (stream, protocol) = handshake(acceptor, stream, peer).await?;
+                Some(match protocol {
+                    protocol::Protocol::Http1 => {
+                        builders
+                            .serve_http1(stream, proxy, peer, sweep, &mut shutdown)
+                            .await
+                    }
+                    protocol::Protocol::Http2 => {
+                        Box::pin(builders.serve_http2(stream, proxy, peer, &mut shutdown)).await
+                    }
+                })
             })
             .await
             .unwrap_or(Ok(())),
@@ -174,7 +166,7 @@ type RequestFuture = Pin<
 >;
 
 /// Builds the service of one hyper connection. With `activity`, the service records when a
-/// request is in flight, so an idle plain HTTP/1.1 connection can release hyper's state.
+/// request is in flight, so an idle HTTP/1.1 connection can release hyper's state.
 fn request_service(
     proxy: &Arc<Proxy>,
     peer: SocketAddr,
@@ -283,13 +275,21 @@ async fn first_bytes(
     }
 }
 
+/// Runs the TLS handshake, and returns the stream with the protocol its ALPN chose, or
+/// `None` when the handshake failed or timed out.
 async fn handshake(
     acceptor: &TlsAcceptor,
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
-) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+) -> Option<(
+    tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    protocol::Protocol,
+)> {
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-        Ok(Ok(stream)) => Some(stream),
+        Ok(Ok(stream)) => {
+            let protocol = protocol::Protocol::from_alpn(stream.get_ref().1.alpn_protocol());
+            Some((stream, protocol))
+        }
         Ok(Err(error)) => {
             tracing::debug!(%error, client.address = %peer, "TLS handshake failed");
             None
@@ -341,12 +341,37 @@ impl ConnectionBuilders {
         ConnectionBuilders { http1, http2 }
     }
 
-    /// Serves HTTP on `io` until either side closes it or shutdown drains it. Plain
-    /// HTTP/1.1 is served by [`idle::serve`] instead.
-    async fn serve<I>(
+    /// Serves HTTP/1.1 on `stream` until either side closes it, shutdown drains it or it
+    /// stays idle for the header read timeout. Between requests the stream is taken back
+    /// from hyper ([`idle::serve`]).
+    async fn serve_http1<T>(
+        &self,
+        stream: T,
+        proxy: &Arc<Proxy>,
+        peer: SocketAddr,
+        sweep: &Arc<idle::IdleSweep>,
+        shutdown: &mut Shutdown,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+    where
+        T: idle::Transport + Send + 'static,
+    {
+        let service = |activity| request_service(proxy, peer, Some(activity));
+        idle::serve(
+            stream,
+            &self.http1,
+            service,
+            sweep,
+            HEADER_READ_TIMEOUT,
+            shutdown,
+        )
+        .await
+        .map_err(Into::into)
+    }
+
+    /// Serves HTTP/2 on `io` until either side closes it or shutdown drains it.
+    async fn serve_http2<I>(
         &self,
         io: I,
-        protocol: protocol::Protocol,
         proxy: &Arc<Proxy>,
         peer: SocketAddr,
         shutdown: &mut Shutdown,
@@ -354,25 +379,10 @@ impl ConnectionBuilders {
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        // TODO: idle TLS connections keep hyper's buffers. Releasing them the way plain
-        // ones are released measured no gain (bench/suite/notes.md), so the owner of
-        // their memory is still unknown.
         let service = request_service(proxy, peer, None);
         let io = TokioIo::new(linger::Lingering::new(io));
-        let result = match protocol {
-            protocol::Protocol::Http1 => {
-                until_done(self.http1.serve_connection(io, service), shutdown).await
-            }
-            // Boxed, so that the task of every HTTP/1.1 connection is not sized for an
-            // HTTP/2 connection's state.
-            protocol::Protocol::Http2 => {
-                Box::pin(until_done(
-                    self.http2.serve_connection(io, service),
-                    shutdown,
-                ))
-                .await
-            }
-        };
-        result.map_err(Into::into)
+        until_done(self.http2.serve_connection(io, service), shutdown)
+            .await
+            .map_err(Into::into)
     }
 }

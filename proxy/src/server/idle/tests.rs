@@ -15,14 +15,29 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioTimer;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio_rustls::TlsConnector;
 
-use super::{Activity, IdleSweep, ResponseBody, serve, track};
+use super::{Activity, IdleSweep, ResponseBody, Transport, serve, track};
 use crate::server::Shutdown;
 
 type Reply = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
+
+/// The transport every test runs on: each test runs once with each.
+#[derive(Clone, Copy, Debug)]
+enum Wire {
+    Plain,
+    Tls,
+}
+
+/// A client's connection, plain or TLS.
+trait ClientIo: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> ClientIo for T {}
+
+type Client = Box<dyn ClientIo>;
 
 /// A server whose service responds with `PATH BYTES`: the path and the request body's
 /// length. `/unread` responds without reading the body, and `/big` sends 2 MiB.
@@ -31,17 +46,26 @@ struct Server {
     /// hyper connections built, across every client connection.
     hyper_connections: Arc<AtomicUsize>,
     stop: watch::Sender<bool>,
+    /// The client side of the server's TLS, on a TLS server.
+    connector: Option<TlsConnector>,
 }
 
-async fn start(idle_timeout: Duration) -> Server {
-    start_with_sweep(idle_timeout, SWEEP_INTERVAL).await
+async fn start(wire: Wire, idle_timeout: Duration) -> Server {
+    start_with_sweep(wire, idle_timeout, SWEEP_INTERVAL).await
 }
 
-async fn start_with_sweep(idle_timeout: Duration, sweep_interval: Duration) -> Server {
+async fn start_with_sweep(wire: Wire, idle_timeout: Duration, sweep_interval: Duration) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let hyper_connections = Arc::new(AtomicUsize::new(0));
     let (stop, listening) = watch::channel(false);
+    let (acceptor, connector) = match wire {
+        Wire::Plain => (None, None),
+        Wire::Tls => {
+            let tls = crate::test_tls::loopback_tls();
+            (Some(tls.acceptor), Some(tls.connector))
+        }
+    };
     let counter = Arc::clone(&hyper_connections);
     tokio::spawn(async move {
         let sweep = IdleSweep::start(sweep_interval);
@@ -52,42 +76,19 @@ async fn start_with_sweep(idle_timeout: Duration, sweep_interval: Duration) -> S
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
-            let (builder, counter, sweep) = (
-                Arc::clone(&builder),
-                Arc::clone(&counter),
-                Arc::clone(&sweep),
-            );
-            let mut shutdown = Shutdown(listening.clone());
+            let served = Served {
+                builder: Arc::clone(&builder),
+                counter: Arc::clone(&counter),
+                sweep: Arc::clone(&sweep),
+                shutdown: Shutdown(listening.clone()),
+                idle_timeout,
+            };
+            let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let service = |activity: Arc<Activity>| {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    service_fn(move |request: Request<Incoming>| -> Reply {
-                        let (parts, body) = request.into_parts();
-                        let (body, in_flight) = track(Some(&activity), body);
-                        Box::pin(async move {
-                            let path = parts.uri.path().to_owned();
-                            let text = match path.as_str() {
-                                "/unread" => "/unread 0".to_owned(),
-                                "/big" => "x".repeat(2 * 1024 * 1024),
-                                _ => {
-                                    let read = body.collect().await.unwrap().to_bytes().len();
-                                    format!("{path} {read}")
-                                }
-                            };
-                            let body = crate::body::full(Bytes::from(text));
-                            Ok(Response::new(ResponseBody::new(body, in_flight)))
-                        })
-                    })
-                };
-                let _ = serve(
-                    stream,
-                    &builder,
-                    service,
-                    &sweep,
-                    idle_timeout,
-                    &mut shutdown,
-                )
-                .await;
+                match acceptor {
+                    None => served.serve(stream).await,
+                    Some(acceptor) => served.serve(acceptor.accept(stream).await.unwrap()).await,
+                }
             });
         }
     });
@@ -95,6 +96,51 @@ async fn start_with_sweep(idle_timeout: Duration, sweep_interval: Duration) -> S
         address,
         hyper_connections,
         stop,
+        connector,
+    }
+}
+
+/// What one accepted connection is served with.
+struct Served {
+    builder: Arc<http1::Builder>,
+    counter: Arc<AtomicUsize>,
+    sweep: Arc<IdleSweep>,
+    shutdown: Shutdown,
+    idle_timeout: Duration,
+}
+
+impl Served {
+    async fn serve<T: Transport + Send + 'static>(mut self, stream: T) {
+        let counter = self.counter;
+        let service = |activity: Arc<Activity>| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            service_fn(move |request: Request<Incoming>| -> Reply {
+                let (parts, body) = request.into_parts();
+                let (body, in_flight) = track(Some(&activity), body);
+                Box::pin(async move {
+                    let path = parts.uri.path().to_owned();
+                    let text = match path.as_str() {
+                        "/unread" => "/unread 0".to_owned(),
+                        "/big" => "x".repeat(2 * 1024 * 1024),
+                        _ => {
+                            let read = body.collect().await.unwrap().to_bytes().len();
+                            format!("{path} {read}")
+                        }
+                    };
+                    let body = crate::body::full(Bytes::from(text));
+                    Ok(Response::new(ResponseBody::new(body, in_flight)))
+                })
+            })
+        };
+        let _ = serve(
+            stream,
+            &self.builder,
+            service,
+            &self.sweep,
+            self.idle_timeout,
+            &mut self.shutdown,
+        )
+        .await;
     }
 }
 
@@ -102,10 +148,52 @@ impl Server {
     fn hyper_connections(&self) -> usize {
         self.hyper_connections.load(Ordering::SeqCst)
     }
+
+    /// Opens a client connection, with a TLS handshake on a TLS server.
+    async fn connect(&self) -> Client {
+        let stream = TcpStream::connect(self.address).await.unwrap();
+        let Some(connector) = &self.connector else {
+            return Box::new(stream);
+        };
+        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        Box::new(connector.connect(name, stream).await.unwrap())
+    }
 }
 
+/// Defines a plain and a TLS test that run the test function of the same name.
+macro_rules! on_each_wire {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn plain() {
+                    super::$name(super::Wire::Plain).await;
+                }
+
+                #[tokio::test]
+                async fn tls() {
+                    super::$name(super::Wire::Tls).await;
+                }
+            }
+        )*
+    };
+}
+
+on_each_wire!(
+    idle_connection_served_again,
+    busy_connection_not_released,
+    split_head_parsed_whole,
+    pipelined_requests_in_order,
+    read_bodies_allow_release,
+    arrived_unread_body_discarded,
+    late_unread_body_never_parsed,
+    large_response_reaches_slow_reader,
+    shutdown_closes_idle_connection,
+    idle_timeout_closes_connection,
+);
+
 /// Reads `count` responses and returns their bodies; panics on a status other than 200.
-async fn read_responses(stream: &mut TcpStream, count: usize) -> Vec<String> {
+async fn read_responses(stream: &mut Client, count: usize) -> Vec<String> {
     let mut received = Vec::new();
     let mut bodies = Vec::new();
     while bodies.len() < count {
@@ -159,10 +247,9 @@ fn get(path: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n")
 }
 
-#[tokio::test]
-async fn idle_connection_served_again() {
-    let server = start(Duration::from_secs(30)).await;
-    let mut client = TcpStream::connect(server.address).await.unwrap();
+async fn idle_connection_served_again(wire: Wire) {
+    let server = start(wire, Duration::from_secs(30)).await;
+    let mut client = server.connect().await;
 
     client.write_all(get("/a").as_bytes()).await.unwrap();
     assert_eq!(read_responses(&mut client, 1).await, ["/a 0"]);
@@ -173,10 +260,9 @@ async fn idle_connection_served_again() {
     assert_eq!(server.hyper_connections(), 2);
 }
 
-#[tokio::test]
-async fn busy_connection_not_released() {
-    let server = start_with_sweep(Duration::from_secs(30), Duration::from_secs(60)).await;
-    let mut client = TcpStream::connect(server.address).await.unwrap();
+async fn busy_connection_not_released(wire: Wire) {
+    let server = start_with_sweep(wire, Duration::from_secs(30), Duration::from_secs(60)).await;
+    let mut client = server.connect().await;
 
     for path in ["/1", "/2", "/3"] {
         client.write_all(get(path).as_bytes()).await.unwrap();
@@ -186,10 +272,9 @@ async fn busy_connection_not_released() {
     assert_eq!(server.hyper_connections(), 1);
 }
 
-#[tokio::test]
-async fn split_head_parsed_whole() {
-    let server = start(Duration::from_secs(30)).await;
-    let mut client = TcpStream::connect(server.address).await.unwrap();
+async fn split_head_parsed_whole(wire: Wire) {
+    let server = start(wire, Duration::from_secs(30)).await;
+    let mut client = server.connect().await;
 
     client
         .write_all(b"GET /split HTTP/1.1\r\nho")
@@ -205,10 +290,9 @@ async fn split_head_parsed_whole() {
     assert_eq!(read_responses(&mut client, 1).await, ["/after 0"]);
 }
 
-#[tokio::test]
-async fn pipelined_requests_in_order() {
-    let server = start(Duration::from_secs(30)).await;
-    let mut client = TcpStream::connect(server.address).await.unwrap();
+async fn pipelined_requests_in_order(wire: Wire) {
+    let server = start(wire, Duration::from_secs(30)).await;
+    let mut client = server.connect().await;
 
     let pipeline = format!("{}{}{}", get("/1"), get("/2"), get("/3"));
     // The third head arrives later, so hyper hands back the start of it.
@@ -223,10 +307,9 @@ async fn pipelined_requests_in_order() {
     );
 }
 
-#[tokio::test]
-async fn read_bodies_allow_release() {
-    let server = start(Duration::from_secs(30)).await;
-    let mut client = TcpStream::connect(server.address).await.unwrap();
+async fn read_bodies_allow_release(wire: Wire) {
+    let server = start(wire, Duration::from_secs(30)).await;
+    let mut client = server.connect().await;
 
     client
         .write_all(b"POST /sized HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\nhello")
@@ -249,10 +332,9 @@ async fn read_bodies_allow_release() {
 /// A body that looks like a request, so a response to it would show it was parsed as one.
 const SMUGGLED: &str = "GET /smuggled HTTP/1.1\r\n\r\n";
 
-#[tokio::test]
-async fn arrived_unread_body_discarded() {
-    let server = start(Duration::from_secs(30)).await;
-    let mut client = TcpStream::connect(server.address).await.unwrap();
+async fn arrived_unread_body_discarded(wire: Wire) {
+    let server = start(wire, Duration::from_secs(30)).await;
+    let mut client = server.connect().await;
 
     let request = format!(
         "POST /unread HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n{SMUGGLED}",
@@ -268,10 +350,9 @@ async fn arrived_unread_body_discarded() {
     assert_eq!(server.hyper_connections(), 1);
 }
 
-#[tokio::test]
-async fn late_unread_body_never_parsed() {
-    let server = start(Duration::from_secs(30)).await;
-    let mut client = TcpStream::connect(server.address).await.unwrap();
+async fn late_unread_body_never_parsed(wire: Wire) {
+    let server = start(wire, Duration::from_secs(30)).await;
+    let mut client = server.connect().await;
 
     let head = format!(
         "POST /unread HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n",
@@ -287,10 +368,9 @@ async fn late_unread_body_never_parsed() {
     assert_eq!(server.hyper_connections(), 1);
 }
 
-#[tokio::test]
-async fn large_response_reaches_slow_reader() {
-    let server = start(Duration::from_secs(30)).await;
-    let mut client = TcpStream::connect(server.address).await.unwrap();
+async fn large_response_reaches_slow_reader(wire: Wire) {
+    let server = start(wire, Duration::from_secs(30)).await;
+    let mut client = server.connect().await;
 
     client.write_all(get("/big").as_bytes()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -304,7 +384,7 @@ async fn large_response_reaches_slow_reader() {
 }
 
 /// Waits for the server to close `client`; panics after 2 s.
-async fn assert_closed(client: &mut TcpStream) {
+async fn assert_closed(client: &mut Client) {
     let mut rest = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(2), client.read_to_end(&mut rest))
         .await
@@ -315,10 +395,9 @@ async fn assert_closed(client: &mut TcpStream) {
     );
 }
 
-#[tokio::test]
-async fn shutdown_closes_idle_connection() {
-    let server = start(Duration::from_secs(30)).await;
-    let mut client = TcpStream::connect(server.address).await.unwrap();
+async fn shutdown_closes_idle_connection(wire: Wire) {
+    let server = start(wire, Duration::from_secs(30)).await;
+    let mut client = server.connect().await;
     client.write_all(get("/a").as_bytes()).await.unwrap();
     read_responses(&mut client, 1).await;
     settle().await;
@@ -328,10 +407,9 @@ async fn shutdown_closes_idle_connection() {
     assert_closed(&mut client).await;
 }
 
-#[tokio::test]
-async fn idle_timeout_closes_connection() {
-    let server = start(Duration::from_millis(100)).await;
-    let mut client = TcpStream::connect(server.address).await.unwrap();
+async fn idle_timeout_closes_connection(wire: Wire) {
+    let server = start(wire, Duration::from_millis(100)).await;
+    let mut client = server.connect().await;
     client.write_all(get("/a").as_bytes()).await.unwrap();
     read_responses(&mut client, 1).await;
 

@@ -77,7 +77,9 @@ impl StandIn {
 
     /// Starts an https token authority with a certificate for 127.0.0.1 from a fresh CA.
     pub(super) async fn authority(behaviour: Behaviour) -> StandIn {
-        let (acceptor, ca_pem) = test_tls();
+        let crate::test_tls::LoopbackTls {
+            acceptor, ca_pem, ..
+        } = crate::test_tls::loopback_tls();
         let mut stand_in = StandIn::start(Protocol::Authority, behaviour, Some(acceptor)).await;
         stand_in.ca_pem = Some(ca_pem);
         stand_in
@@ -253,34 +255,6 @@ fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs()
-}
-
-/// Generates a CA and a server certificate for 127.0.0.1 signed by it. Returns the
-/// acceptor and the CA certificate as PEM.
-fn test_tls() -> (TlsAcceptor, String) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-
-    let server_key = KeyPair::generate().unwrap();
-    let server_params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
-    let server_cert = server_params.signed_by(&server_key, &issuer).unwrap();
-
-    let certificate = rustls_pki_types::CertificateDer::from(server_cert.der().to_vec());
-    let key = rustls_pki_types::PrivateKeyDer::try_from(server_key.serialize_der()).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![certificate], key)
-    .unwrap();
-    (TlsAcceptor::from(Arc::new(config)), ca_cert.pem())
 }
 
 /// An azure_core transport that trusts only `ca_pem`, so Entra credentials reach the
