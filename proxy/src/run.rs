@@ -53,6 +53,7 @@ pub async fn serve(config_path: &Path) -> anyhow::Result<()> {
         .with_charge_containers(&config.metrics.charge_containers);
     let telemetry = TelemetryHandle::start(
         config.telemetry.as_ref(),
+        &config.base_dir,
         config.upstream.endpoint.get_ref(),
         &registry,
     )

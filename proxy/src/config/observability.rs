@@ -3,9 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
+use toml::Spanned;
 
 /// OpenTelemetry span export. Without this section and without an
 /// `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` variable, no
@@ -16,9 +18,10 @@ pub struct TelemetryConfig {
     /// Turns export off even when an endpoint is set. Default true.
     #[serde(default = "default_true")]
     pub enabled: bool,
-    /// The collector URL. For `grpc` the whole URL (`http://127.0.0.1:4317`); for
-    /// `http/protobuf` a base URL to which `/v1/traces` is appended, unless the path
-    /// already ends with it. Default: the OTLP environment variables, else no export.
+    /// The collector URL, `http` or `https`. For `grpc` the whole URL
+    /// (`https://collector.example:4317`); for `http/protobuf` a base URL to which
+    /// `/v1/traces` is appended, unless the path already ends with it. Default: the OTLP
+    /// environment variables, else no export.
     pub endpoint: Option<String>,
     /// `grpc` or `http/protobuf`. Default: `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, then
     /// `OTEL_EXPORTER_OTLP_PROTOCOL`, then `http/protobuf`, the OTLP specification's default.
@@ -44,6 +47,16 @@ pub struct TelemetryConfig {
     /// (milliseconds), else 10 s.
     #[serde(default, with = "humantime_serde")]
     pub export_timeout: Option<Duration>,
+    /// A PEM file of CA certificates trusted for an `https` collector, in place of the
+    /// system roots. Default: `OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE`, then
+    /// `OTEL_EXPORTER_OTLP_CERTIFICATE`, else the system roots.
+    pub ca_file: Option<Spanned<PathBuf>>,
+    /// A PEM certificate chain that the proxy presents to an `https` collector that
+    /// requires mutual TLS. Needs `client_key_file`. When either of the two is set, the
+    /// `OTEL_EXPORTER_OTLP_*CLIENT_CERTIFICATE` and `*CLIENT_KEY` variables are ignored.
+    pub client_certificate_file: Option<Spanned<PathBuf>>,
+    /// The PEM private key of `client_certificate_file`. Its content is never logged.
+    pub client_key_file: Option<Spanned<PathBuf>>,
 }
 
 impl Default for TelemetryConfig {
@@ -58,6 +71,9 @@ impl Default for TelemetryConfig {
             max_export_batch_size: default_max_export_batch_size(),
             scheduled_delay: default_scheduled_delay(),
             export_timeout: None,
+            ca_file: None,
+            client_certificate_file: None,
+            client_key_file: None,
         }
     }
 }
@@ -75,6 +91,9 @@ impl fmt::Debug for TelemetryConfig {
             .field("max_export_batch_size", &self.max_export_batch_size)
             .field("scheduled_delay", &self.scheduled_delay)
             .field("export_timeout", &self.export_timeout)
+            .field("ca_file", &self.ca_file)
+            .field("client_certificate_file", &self.client_certificate_file)
+            .field("client_key_file", &self.client_key_file)
             .finish()
     }
 }

@@ -271,3 +271,37 @@ fn invalid_socket_address_shows_the_expected_form() {
     assert!(report.contains("such as 127.0.0.1:8443"), "{report}");
     assert_eq!(errors.0[0].line, 3, "{report}");
 }
+
+#[test]
+fn rejects_telemetry_ca_file_without_certificate() {
+    let text = format!(
+        "{VALID}\n[telemetry]\nendpoint = \"https://collector.example:4317\"\nca_file = \"ca.pem\"\n"
+    );
+    let (directory, path) = fixture();
+    let errors = Config::parse(&text, &path).unwrap_err();
+    let report = errors.to_string();
+    assert_eq!(errors.0.len(), 1, "{report}");
+    let error = &errors.0[0];
+    // The upstream's `ca_file` comes first, so the last one is the telemetry one.
+    let lines: Vec<&str> = text.lines().collect();
+    let telemetry_ca_line = lines
+        .iter()
+        .rposition(|line| line.starts_with("ca_file"))
+        .unwrap()
+        + 1;
+    assert_eq!(error.line, telemetry_ca_line, "{report}");
+    assert!(error.message.starts_with("telemetry.ca_file: "), "{report}");
+    let ca_path = directory.path().join("ca.pem");
+    assert!(
+        error.message.contains(&format!(
+            "{} contains no PEM certificate",
+            ca_path.display()
+        )),
+        "{report}"
+    );
+
+    let unchecked = CheckOptions {
+        require_files: false,
+    };
+    assert!(Config::parse_with(&text, &path, unchecked).is_ok());
+}

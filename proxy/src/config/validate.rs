@@ -332,4 +332,26 @@ fn check_observability(checker: &mut Checker<'_>) {
     if let Some(key_file) = &checker.config.audit.user_agent_hmac_key_file {
         checker.require_file("audit.user_agent_hmac_key_file", key_file);
     }
+    check_telemetry_tls(checker);
+}
+
+/// Reports the first problem with the `[telemetry]` TLS files, at the line of the file's
+/// key when it is about one file.
+fn check_telemetry_tls(checker: &mut Checker<'_>) {
+    let Some(telemetry) = &checker.config.telemetry else {
+        return;
+    };
+    let read_files = checker.options.require_files;
+    let Err(problem) =
+        crate::telemetry::check_tls_config(telemetry, &checker.config.base_dir, read_files)
+    else {
+        return;
+    };
+    let path = match problem.key {
+        Some("telemetry.ca_file") => telemetry.ca_file.as_ref(),
+        Some("telemetry.client_certificate_file") => telemetry.client_certificate_file.as_ref(),
+        Some("telemetry.client_key_file") => telemetry.client_key_file.as_ref(),
+        _ => None,
+    };
+    checker.error_at(path.map(Spanned::span), problem.message);
 }

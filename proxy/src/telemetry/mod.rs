@@ -1,5 +1,5 @@
 //! OpenTelemetry tracing: one server span per request, exported over OTLP (gRPC or
-//! HTTP/protobuf) through a bounded batch processor.
+//! HTTP/protobuf, each over http or https) through a bounded batch processor.
 //!
 //! The span starts when the request arrives, as a child of the caller's W3C
 //! `traceparent` when there is one, and ends when the response body ends, with the same
@@ -14,6 +14,7 @@ mod attributes;
 mod export;
 mod settings;
 mod stamp;
+mod tls;
 
 // Tests panic on failure by design; `unwrap` is how they fail.
 #[cfg(test)]
@@ -21,6 +22,7 @@ mod stamp;
 mod tests;
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::time::SystemTime;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -47,6 +49,8 @@ pub use stamp::SubjectStamp;
 
 use export::{BoundedProcessor, CountingExporter, Pending};
 use settings::{ExportSettings, Protocol};
+use tls::CollectorTls;
+pub(crate) use tls::check_tls_config;
 
 /// The instrumentation scope name on every span.
 const SCOPE: &str = "cosmoguard";
@@ -139,16 +143,19 @@ pub struct TelemetryHandle {
 
 impl TelemetryHandle {
     /// Builds the exporter the configuration and environment ask for, or a disabled
-    /// handle. Must run inside the tokio runtime because the gRPC exporter spawns its
-    /// connection task there.
+    /// handle. Relative paths in `config` resolve against `base_dir`. Fails when a TLS
+    /// file cannot be read or used. Must run inside the tokio runtime because the gRPC
+    /// exporter spawns its connection task there.
     pub async fn start(
         config: Option<&TelemetryConfig>,
+        base_dir: &Path,
         upstream: &Url,
         registry: &Registry,
     ) -> anyhow::Result<TelemetryHandle> {
         let metrics = SpanMetrics::register(registry)?;
         let environment = |name: &str| std::env::var(name).ok();
-        let Some(settings) = settings::resolve(config, &environment).map_err(anyhow::Error::msg)?
+        let Some(settings) =
+            settings::resolve(config, base_dir, &environment).map_err(anyhow::Error::msg)?
         else {
             tracing::info!("Span export is off: no OTLP endpoint configured");
             return Ok(TelemetryHandle {
@@ -164,9 +171,18 @@ impl TelemetryHandle {
         let log_settings = settings.clone();
         let provider =
             tokio::task::spawn_blocking(move || build_provider(&settings, span_metrics)).await??;
+        let tls = log_settings.tls.as_ref();
+        let ca_file = tls
+            .and_then(|tls| tls.ca_file.as_ref())
+            .map(|file| file.path.display().to_string());
+        let client_certificate = tls
+            .and_then(|tls| tls.client.as_ref())
+            .map(|client| client.certificate.path.display().to_string());
         tracing::info!(
             otlp.endpoint = %log_settings.endpoint,
             otlp.protocol = ?log_settings.protocol,
+            otlp.ca_file = ca_file,
+            otlp.client_certificate = client_certificate,
             service.name = %log_settings.service_name,
             "Exporting request spans"
         );
@@ -232,22 +248,38 @@ fn provider_with_exporter<E: SpanExporter + 'static>(
         .build()
 }
 
+/// Builds the OTLP exporter, with TLS for an https endpoint. Runs on a blocking thread,
+/// where the HTTP exporter's blocking client may be created.
 fn build_exporter(settings: &ExportSettings) -> anyhow::Result<opentelemetry_otlp::SpanExporter> {
+    let tls = settings.tls.as_ref().map(CollectorTls::load).transpose()?;
     let builder = opentelemetry_otlp::SpanExporter::builder();
     let exporter = match settings.protocol {
-        Protocol::Grpc => builder
-            .with_tonic()
-            .with_endpoint(settings.endpoint.clone())
-            .with_timeout(settings.timeout)
-            .with_metadata(grpc_metadata(&settings.headers)?)
-            .build()?,
-        Protocol::HttpProtobuf => builder
-            .with_http()
-            .with_endpoint(settings.endpoint.clone())
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_timeout(settings.timeout)
-            .with_headers(settings.headers.iter().cloned().collect::<HashMap<_, _>>())
-            .build()?,
+        Protocol::Grpc => {
+            let mut grpc = builder
+                .with_tonic()
+                .with_endpoint(settings.endpoint.clone())
+                .with_timeout(settings.timeout)
+                .with_metadata(grpc_metadata(&settings.headers)?);
+            if let Some(tls) = &tls {
+                grpc = grpc.with_tls_config(tls.grpc_config());
+            }
+            grpc.build()?
+        }
+        Protocol::HttpProtobuf => {
+            let mut http = builder
+                .with_http()
+                .with_endpoint(settings.endpoint.clone())
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .with_timeout(settings.timeout)
+                .with_headers(settings.headers.iter().cloned().collect::<HashMap<_, _>>());
+            if let Some(tls) = tls {
+                let client = tls.http_client(settings.timeout).map_err(|error| {
+                    anyhow::anyhow!("cannot build the OTLP HTTP client: {error}")
+                })?;
+                http = http.with_http_client(client);
+            }
+            http.build()?
+        }
     };
     Ok(exporter)
 }

@@ -5,9 +5,11 @@
 //! from either, export stays off: there is no default collector address.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use percent_encoding::percent_decode_str;
+use toml::Spanned;
 use url::Url;
 
 use crate::config::TelemetryConfig;
@@ -31,6 +33,43 @@ pub(crate) struct ExportSettings {
     pub(crate) max_queue_size: usize,
     pub(crate) max_export_batch_size: usize,
     pub(crate) scheduled_delay: Duration,
+    /// The TLS files of an `https` endpoint, or `None` for `http`.
+    pub(crate) tls: Option<TlsFiles>,
+}
+
+/// The files that set up TLS to the collector. Empty means the system roots and no client
+/// certificate.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct TlsFiles {
+    /// CA certificates trusted in place of the system roots.
+    pub(crate) ca_file: Option<TlsFile>,
+    pub(crate) client: Option<ClientFiles>,
+}
+
+/// The certificate chain and private key the proxy presents for mutual TLS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ClientFiles {
+    pub(crate) certificate: TlsFile,
+    pub(crate) key: TlsFile,
+}
+
+/// A file path with the configuration key or environment variable that set it, for errors.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TlsFile {
+    pub(crate) key: &'static str,
+    pub(crate) path: PathBuf,
+}
+
+impl TlsFiles {
+    /// Returns every file that is set, CA file first.
+    pub(crate) fn files(&self) -> Vec<&TlsFile> {
+        let mut files: Vec<&TlsFile> = self.ca_file.iter().collect();
+        if let Some(client) = &self.client {
+            files.push(&client.certificate);
+            files.push(&client.key);
+        }
+        files
+    }
 }
 
 /// Header values are often credentials, so only their names are shown.
@@ -46,6 +85,7 @@ impl fmt::Debug for ExportSettings {
             .field("max_queue_size", &self.max_queue_size)
             .field("max_export_batch_size", &self.max_export_batch_size)
             .field("scheduled_delay", &self.scheduled_delay)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -54,10 +94,12 @@ const TRACES_PATH: &str = "/v1/traces";
 const DEFAULT_SERVICE_NAME: &str = "cosmoguard";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Resolves the export settings, or `None` when export is off. `env` looks up an
-/// environment variable; tests pass a map.
+/// Resolves the export settings, or `None` when export is off. Relative paths from the
+/// configuration resolve against `base_dir`, and those from the environment against the
+/// working directory. `env` looks up an environment variable; tests pass a map.
 pub(crate) fn resolve(
     config: Option<&TelemetryConfig>,
+    base_dir: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<ExportSettings>, String> {
     let defaults = TelemetryConfig::default();
@@ -70,9 +112,16 @@ pub(crate) fn resolve(
     let Some(endpoint) = resolve_endpoint(config, protocol, env)? else {
         return Ok(None);
     };
+    let tls_files = resolve_tls_files(config, base_dir, env)?;
+    let tls = if endpoint.is_https {
+        Some(tls_files)
+    } else {
+        reject_tls_files_for_http(&tls_files, &endpoint)?;
+        None
+    };
     Ok(Some(ExportSettings {
         protocol,
-        endpoint,
+        endpoint: endpoint.url,
         headers: resolve_headers(config, env)?,
         service_name: config
             .service_name
@@ -83,6 +132,7 @@ pub(crate) fn resolve(
         max_queue_size: config.max_queue_size,
         max_export_batch_size: config.max_export_batch_size.min(config.max_queue_size),
         scheduled_delay: config.scheduled_delay,
+        tls,
     }))
 }
 
@@ -118,13 +168,21 @@ fn resolve_protocol(
     }
 }
 
+/// A resolved collector endpoint.
+struct Endpoint {
+    url: String,
+    /// The configuration key or environment variable that set it.
+    source: &'static str,
+    is_https: bool,
+}
+
 /// Resolves the endpoint. The signal-specific variable is a whole URL, but the generic one
 /// and the configuration value are base URLs to which HTTP export appends `/v1/traces`.
 fn resolve_endpoint(
     config: &TelemetryConfig,
     protocol: Protocol,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<String>, String> {
+) -> Result<Option<Endpoint>, String> {
     let (source, value, is_base) = if let Some(value) = &config.endpoint {
         ("telemetry.endpoint", value.clone(), true)
     } else if let Some(value) = non_empty(env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")) {
@@ -137,28 +195,143 @@ fn resolve_endpoint(
 
     let url = Url::parse(value.trim())
         .map_err(|error| format!("{source}: {value:?} is not a valid URL: {error}"))?;
-    match url.scheme() {
-        "http" => {}
-        "https" => {
-            // TODO: build the exporters with TLS so a remote collector can be reached
-            // directly, not only through a local collector over plain HTTP.
-            return Err(format!(
-                "{source}: {value} uses https, which this build cannot export to; send spans to \
-                 a local collector over http"
-            ));
-        }
+    let is_https = match url.scheme() {
+        "http" => false,
+        "https" => true,
         other => {
             return Err(format!(
-                "{source}: the scheme {other:?} is not supported; use http"
+                "{source}: the scheme {other:?} is not supported; use http or https"
             ));
         }
-    }
+    };
 
-    let text = url.as_str().trim_end_matches('/').to_owned();
+    let mut text = url.as_str().trim_end_matches('/').to_owned();
     if protocol == Protocol::HttpProtobuf && is_base && !text.ends_with(TRACES_PATH) {
-        return Ok(Some(format!("{text}{TRACES_PATH}")));
+        text.push_str(TRACES_PATH);
     }
-    Ok(Some(text))
+    Ok(Some(Endpoint {
+        url: text,
+        source,
+        is_https,
+    }))
+}
+
+/// Resolves the TLS files that the configuration alone sets, and rejects them when its own
+/// endpoint is plain http. For `cosmoguard check`, which does not read the environment.
+pub(crate) fn resolve_config_tls_files(
+    config: &TelemetryConfig,
+    base_dir: &Path,
+) -> Result<TlsFiles, String> {
+    let no_environment = |_: &str| None;
+    let files = resolve_tls_files(config, base_dir, &no_environment)?;
+    if let Ok(Some(endpoint)) = resolve_endpoint(config, Protocol::Grpc, &no_environment)
+        && !endpoint.is_https
+    {
+        reject_tls_files_for_http(&files, &endpoint)?;
+    }
+    Ok(files)
+}
+
+/// The CA file variables, signal-specific first.
+const CA_VARIABLES: [&str; 2] = [
+    "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_CERTIFICATE",
+];
+
+/// The client certificate and key variables, signal-specific first. Each variable falls
+/// back to the generic one on its own, as the OpenTelemetry SDKs do.
+const CLIENT_CERTIFICATE_VARIABLES: [&str; 2] = [
+    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+];
+const CLIENT_KEY_VARIABLES: [&str; 2] = [
+    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+    "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+];
+
+/// Resolves the TLS files. The CA file comes from the configuration, else the environment.
+/// The client certificate and key come as a pair: from the configuration when it sets
+/// either of them, else from the environment, and one without the other is an error.
+fn resolve_tls_files(
+    config: &TelemetryConfig,
+    base_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<TlsFiles, String> {
+    let from_config = |key: &'static str, path: &Option<Spanned<PathBuf>>| {
+        path.as_ref().map(|path| TlsFile {
+            key,
+            path: base_dir.join(path.get_ref()),
+        })
+    };
+    let from_env = |names: &[&'static str]| {
+        first_env(env, names).map(|(key, value)| TlsFile {
+            key,
+            path: PathBuf::from(value.trim()),
+        })
+    };
+
+    let ca_file =
+        from_config("telemetry.ca_file", &config.ca_file).or_else(|| from_env(&CA_VARIABLES));
+    let (certificate, key) =
+        if config.client_certificate_file.is_some() || config.client_key_file.is_some() {
+            (
+                from_config(
+                    "telemetry.client_certificate_file",
+                    &config.client_certificate_file,
+                ),
+                from_config("telemetry.client_key_file", &config.client_key_file),
+            )
+        } else {
+            (
+                from_env(&CLIENT_CERTIFICATE_VARIABLES),
+                from_env(&CLIENT_KEY_VARIABLES),
+            )
+        };
+    let client = match (certificate, key) {
+        (Some(certificate), Some(key)) => Some(ClientFiles { certificate, key }),
+        (None, None) => None,
+        (Some(certificate), None) => {
+            return Err(format!(
+                "{}: a client certificate needs its private key; set {} as well, or remove {}",
+                certificate.key,
+                counterpart(certificate.key),
+                certificate.key
+            ));
+        }
+        (None, Some(key)) => {
+            return Err(format!(
+                "{}: a client key needs its certificate; set {} as well, or remove {}",
+                key.key,
+                counterpart(key.key),
+                key.key
+            ));
+        }
+    };
+    Ok(TlsFiles { ca_file, client })
+}
+
+/// Returns the setting that completes `present`, one half of a client certificate pair.
+fn counterpart(present: &str) -> &'static str {
+    match present {
+        "telemetry.client_certificate_file" => "telemetry.client_key_file",
+        "telemetry.client_key_file" => "telemetry.client_certificate_file",
+        "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE" => "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+        "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY" => "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+        "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE" => "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+        // The one left: OTEL_EXPORTER_OTLP_CLIENT_KEY.
+        _ => "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+    }
+}
+
+fn reject_tls_files_for_http(files: &TlsFiles, endpoint: &Endpoint) -> Result<(), String> {
+    let Some(file) = files.files().into_iter().next() else {
+        return Ok(());
+    };
+    Err(format!(
+        "{}: TLS files apply only to an https collector, but {} {} is plain http; use an \
+         https endpoint, or remove {}",
+        file.key, endpoint.source, endpoint.url, file.key
+    ))
 }
 
 /// Parses `OTEL_EXPORTER_OTLP_HEADERS`-style lists (`name=value,name2=value2`, values

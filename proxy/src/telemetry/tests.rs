@@ -1,4 +1,5 @@
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use http::HeaderMap;
@@ -8,6 +9,10 @@ use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
 use prometheus::Registry;
 
+use toml::Spanned;
+
+use super::settings::{ClientFiles, TlsFile, TlsFiles};
+use super::tls::{CollectorTls, CollectorTlsError};
 use super::*;
 use crate::audit::{AuditPrincipal, AuditRecord};
 
@@ -24,6 +29,7 @@ fn test_settings(max_queue_size: usize) -> ExportSettings {
         max_queue_size,
         max_export_batch_size: max_queue_size,
         scheduled_delay: Duration::from_millis(10),
+        tls: None,
     }
 }
 
@@ -291,6 +297,14 @@ fn failed_export_counts_dropped_spans() {
     assert_eq!(metrics.exported(), 0);
 }
 
+/// Resolves with the configuration directory `/etc/cosmoguard`.
+fn resolve(
+    config: Option<&TelemetryConfig>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<ExportSettings>, String> {
+    settings::resolve(config, Path::new("/etc/cosmoguard"), env)
+}
+
 fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
     let map: HashMap<String, String> = pairs
         .iter()
@@ -302,9 +316,9 @@ fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
 #[test]
 fn settings_off_without_endpoint() {
     let env = env_of(&[("OTEL_SERVICE_NAME", "x")]);
-    assert_eq!(settings::resolve(None, &env).unwrap(), None);
+    assert_eq!(resolve(None, &env).unwrap(), None);
     let config = TelemetryConfig::default();
-    assert_eq!(settings::resolve(Some(&config), &env).unwrap(), None);
+    assert_eq!(resolve(Some(&config), &env).unwrap(), None);
 }
 
 #[test]
@@ -315,7 +329,7 @@ fn settings_from_environment() {
         ("OTEL_SERVICE_NAME", "edge-proxy"),
         ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
     ]);
-    let settings = settings::resolve(None, &env).unwrap().unwrap();
+    let settings = resolve(None, &env).unwrap().unwrap();
     assert_eq!(settings.protocol, Protocol::HttpProtobuf);
     assert_eq!(settings.endpoint, "http://127.0.0.1:4318/v1/traces");
     assert_eq!(
@@ -338,7 +352,7 @@ fn settings_signal_endpoint_used_as_is() {
         ),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9999"),
     ]);
-    let settings = settings::resolve(None, &env).unwrap().unwrap();
+    let settings = resolve(None, &env).unwrap().unwrap();
     assert_eq!(settings.endpoint, "http://127.0.0.1:4318/custom");
 }
 
@@ -359,7 +373,7 @@ fn settings_config_wins_over_environment() {
     config
         .headers
         .insert("api-key".to_owned(), "from-config".to_owned());
-    let settings = settings::resolve(Some(&config), &env).unwrap().unwrap();
+    let settings = resolve(Some(&config), &env).unwrap().unwrap();
     assert_eq!(settings.protocol, Protocol::Grpc);
     assert_eq!(settings.endpoint, "http://127.0.0.1:4317");
     assert_eq!(
@@ -376,14 +390,11 @@ fn settings_disabled_switches() {
         enabled: false,
         ..TelemetryConfig::default()
     };
-    assert_eq!(
-        settings::resolve(Some(&off), &env_of(&[endpoint])).unwrap(),
-        None
-    );
+    assert_eq!(resolve(Some(&off), &env_of(&[endpoint])).unwrap(), None);
     let sdk_disabled = env_of(&[endpoint, ("OTEL_SDK_DISABLED", "true")]);
-    assert_eq!(settings::resolve(None, &sdk_disabled).unwrap(), None);
+    assert_eq!(resolve(None, &sdk_disabled).unwrap(), None);
     let no_exporter = env_of(&[endpoint, ("OTEL_TRACES_EXPORTER", "none")]);
-    assert_eq!(settings::resolve(None, &no_exporter).unwrap(), None);
+    assert_eq!(resolve(None, &no_exporter).unwrap(), None);
 }
 
 #[test]
@@ -391,7 +402,7 @@ fn settings_reject_bad_values() {
     let cases = [
         vec![(
             "OTEL_EXPORTER_OTLP_ENDPOINT",
-            "https://collector.example:4318",
+            "ftp://collector.example:4318",
         )],
         vec![("OTEL_EXPORTER_OTLP_ENDPOINT", "not a url")],
         vec![
@@ -408,7 +419,7 @@ fn settings_reject_bad_values() {
         ],
     ];
     for pairs in cases {
-        let result = settings::resolve(None, &env_of(&pairs));
+        let result = resolve(None, &env_of(&pairs));
         assert!(result.is_err(), "{pairs:?} gave {result:?}");
     }
 }
@@ -474,4 +485,456 @@ fn stamp_key_file_is_trimmed() {
     let stamp = SubjectStamp::from_file(&path).unwrap();
     assert_eq!(stamp.digest("alice"), "0826c5fe1cfbaaa0");
     assert!(SubjectStamp::from_file(&directory.path().join("missing")).is_err());
+}
+
+const HTTPS_ENDPOINT: (&str, &str) = (
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "https://collector.example:4318",
+);
+
+fn tls_file(key: &'static str, path: &str) -> TlsFile {
+    TlsFile {
+        key,
+        path: PathBuf::from(path),
+    }
+}
+
+fn spanned(path: &str) -> Option<Spanned<PathBuf>> {
+    Some(Spanned::new(0..0, PathBuf::from(path)))
+}
+
+fn resolved_tls(config: Option<&TelemetryConfig>, pairs: &[(&str, &str)]) -> TlsFiles {
+    let settings = resolve(config, &env_of(pairs)).unwrap().unwrap();
+    settings.tls.expect("an https endpoint gets TLS settings")
+}
+
+fn resolve_error(config: Option<&TelemetryConfig>, pairs: &[(&str, &str)]) -> String {
+    resolve(config, &env_of(pairs)).unwrap_err()
+}
+
+#[test]
+fn settings_https_endpoint_uses_system_roots() {
+    let settings = resolve(None, &env_of(&[HTTPS_ENDPOINT])).unwrap().unwrap();
+    assert_eq!(
+        settings.endpoint,
+        "https://collector.example:4318/v1/traces"
+    );
+    assert_eq!(settings.tls, Some(TlsFiles::default()));
+
+    let plain = resolve(
+        None,
+        &env_of(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")]),
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(plain.tls, None);
+}
+
+#[test]
+fn settings_tls_files_from_environment() {
+    let tls = resolved_tls(
+        None,
+        &[
+            HTTPS_ENDPOINT,
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", "ca.pem"),
+            ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/run/client.pem"),
+            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/run/client-key.pem"),
+        ],
+    );
+    assert_eq!(
+        tls.ca_file,
+        Some(tls_file("OTEL_EXPORTER_OTLP_CERTIFICATE", "ca.pem")),
+        "a relative path from the environment stays relative to the working directory"
+    );
+    assert_eq!(
+        tls.client,
+        Some(ClientFiles {
+            certificate: tls_file("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/run/client.pem"),
+            key: tls_file("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/run/client-key.pem"),
+        })
+    );
+}
+
+#[test]
+fn settings_traces_tls_variables_win() {
+    let tls = resolved_tls(
+        None,
+        &[
+            HTTPS_ENDPOINT,
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/generic/ca.pem"),
+            ("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "/traces/ca.pem"),
+            (
+                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+                "/generic/client.pem",
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+                "/traces/client.pem",
+            ),
+            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/generic/client-key.pem"),
+        ],
+    );
+    assert_eq!(
+        tls.ca_file,
+        Some(tls_file(
+            "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+            "/traces/ca.pem"
+        ))
+    );
+    let client = tls.client.unwrap();
+    assert_eq!(
+        client.certificate,
+        tls_file(
+            "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+            "/traces/client.pem"
+        )
+    );
+    assert_eq!(
+        client.key,
+        tls_file("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/generic/client-key.pem"),
+        "each variable falls back to the generic one on its own"
+    );
+}
+
+#[test]
+fn settings_tls_config_wins_over_environment() {
+    let config = TelemetryConfig {
+        endpoint: Some("https://collector.example:4317".to_owned()),
+        ca_file: spanned("pki/ca.pem"),
+        client_certificate_file: spanned("/abs/client.pem"),
+        client_key_file: spanned("pki/client-key.pem"),
+        ..TelemetryConfig::default()
+    };
+    let tls = resolved_tls(
+        Some(&config),
+        &[
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/env/ca.pem"),
+            ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/env/client.pem"),
+            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/env/client-key.pem"),
+        ],
+    );
+    assert_eq!(
+        tls.ca_file,
+        Some(tls_file("telemetry.ca_file", "/etc/cosmoguard/pki/ca.pem"))
+    );
+    assert_eq!(
+        tls.client,
+        Some(ClientFiles {
+            certificate: tls_file("telemetry.client_certificate_file", "/abs/client.pem"),
+            key: tls_file(
+                "telemetry.client_key_file",
+                "/etc/cosmoguard/pki/client-key.pem"
+            ),
+        })
+    );
+}
+
+#[test]
+fn settings_client_pair_comes_from_one_source() {
+    let config = TelemetryConfig {
+        client_certificate_file: spanned("client.pem"),
+        ..TelemetryConfig::default()
+    };
+    let error = resolve_error(
+        Some(&config),
+        &[
+            HTTPS_ENDPOINT,
+            ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/env/client.pem"),
+            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/env/client-key.pem"),
+        ],
+    );
+    assert!(
+        error.starts_with("telemetry.client_certificate_file: "),
+        "{error}"
+    );
+    assert!(error.contains("set telemetry.client_key_file"), "{error}");
+}
+
+#[test]
+fn settings_reject_half_client_pair() {
+    let certificate_only = TelemetryConfig {
+        client_certificate_file: spanned("client.pem"),
+        ..TelemetryConfig::default()
+    };
+    let key_only = TelemetryConfig {
+        client_key_file: spanned("client-key.pem"),
+        ..TelemetryConfig::default()
+    };
+    let cases = [
+        (
+            Some(&certificate_only),
+            vec![HTTPS_ENDPOINT],
+            "telemetry.client_certificate_file",
+            "telemetry.client_key_file",
+        ),
+        (
+            Some(&key_only),
+            vec![HTTPS_ENDPOINT],
+            "telemetry.client_key_file",
+            "telemetry.client_certificate_file",
+        ),
+        (
+            None,
+            vec![
+                HTTPS_ENDPOINT,
+                ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "c.pem"),
+            ],
+            "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+            "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+        ),
+        (
+            None,
+            vec![
+                HTTPS_ENDPOINT,
+                ("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", "k.pem"),
+            ],
+            "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+            "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+        ),
+    ];
+    for (config, pairs, present, missing) in cases {
+        let error = resolve_error(config, &pairs);
+        assert!(error.starts_with(&format!("{present}: ")), "{error}");
+        assert!(error.contains(&format!("set {missing} as well")), "{error}");
+    }
+}
+
+#[test]
+fn settings_reject_tls_files_for_http() {
+    let error = resolve_error(
+        None,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/run/ca.pem"),
+        ],
+    );
+    assert!(
+        error.starts_with("OTEL_EXPORTER_OTLP_CERTIFICATE: "),
+        "{error}"
+    );
+    assert!(
+        error.contains("http://127.0.0.1:4318/v1/traces is plain http"),
+        "{error}"
+    );
+    assert!(error.contains("use an https endpoint"), "{error}");
+
+    let config = TelemetryConfig {
+        endpoint: Some("http://127.0.0.1:4317".to_owned()),
+        protocol: Some("grpc".to_owned()),
+        client_certificate_file: spanned("client.pem"),
+        client_key_file: spanned("client-key.pem"),
+        ..TelemetryConfig::default()
+    };
+    let error = resolve_error(Some(&config), &[]);
+    assert!(
+        error.starts_with("telemetry.client_certificate_file: "),
+        "{error}"
+    );
+    assert!(
+        error.contains("telemetry.endpoint http://127.0.0.1:4317"),
+        "{error}"
+    );
+}
+
+#[test]
+fn settings_debug_shows_tls_paths_only() {
+    let mut settings = test_settings(1);
+    settings.tls = Some(TlsFiles {
+        ca_file: Some(tls_file("telemetry.ca_file", "/pki/ca.pem")),
+        client: None,
+    });
+    assert!(format!("{settings:?}").contains("/pki/ca.pem"));
+}
+
+/// A CA, a collector certificate it issued, and a client certificate with its key, as PEM
+/// files in a fresh directory.
+struct TestPki {
+    directory: tempfile::TempDir,
+}
+
+impl TestPki {
+    fn new() -> TestPki {
+        let directory = tempfile::tempdir().unwrap();
+        let ca = rcgen::generate_simple_self_signed(vec!["test ca".to_owned()]).unwrap();
+        let client = rcgen::generate_simple_self_signed(vec!["cosmoguard".to_owned()]).unwrap();
+        let other = rcgen::generate_simple_self_signed(vec!["other".to_owned()]).unwrap();
+        let files = [
+            ("ca.pem", ca.cert.pem()),
+            ("client.pem", client.cert.pem()),
+            ("client-key.pem", client.signing_key.serialize_pem()),
+            ("other-key.pem", other.signing_key.serialize_pem()),
+            (
+                "truncated.pem",
+                "-----BEGIN CERTIFICATE-----\nMIIB\n".to_owned(),
+            ),
+            ("text.pem", "not a certificate\n".to_owned()),
+        ];
+        for (name, content) in files {
+            std::fs::write(directory.path().join(name), content).unwrap();
+        }
+        TestPki { directory }
+    }
+
+    fn file(&self, key: &'static str, name: &str) -> TlsFile {
+        TlsFile {
+            key,
+            path: self.directory.path().join(name),
+        }
+    }
+
+    fn files(&self, ca: Option<&str>, client: Option<(&str, &str)>) -> TlsFiles {
+        TlsFiles {
+            ca_file: ca.map(|name| self.file("telemetry.ca_file", name)),
+            client: client.map(|(certificate, key)| ClientFiles {
+                certificate: self.file("telemetry.client_certificate_file", certificate),
+                key: self.file("telemetry.client_key_file", key),
+            }),
+        }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.directory.path().join(name).display().to_string()
+    }
+}
+
+/// Loads `files` and returns the error's key and message.
+fn tls_error(files: &TlsFiles) -> (&'static str, String) {
+    match CollectorTls::load(files).unwrap_err() {
+        CollectorTlsError::File { key, message } => (key, message),
+        other => panic!("expected a file error, got {other}"),
+    }
+}
+
+#[test]
+fn tls_loads_ca_and_client_certificate() {
+    let pki = TestPki::new();
+    let tls =
+        CollectorTls::load(&pki.files(Some("ca.pem"), Some(("client.pem", "client-key.pem"))))
+            .unwrap();
+    let text = format!("{tls:?}");
+    assert!(text.contains("roots: 1"), "{text}");
+    assert!(!text.contains("PRIVATE KEY"), "{text}");
+    let _grpc = tls.grpc_config();
+    // The blocking client starts a runtime of its own, so it is built off the test thread.
+    let client = std::thread::spawn(move || tls.http_client(Duration::from_secs(1)).map(drop));
+    assert!(client.join().unwrap().is_ok());
+}
+
+#[test]
+fn tls_rejects_unusable_files() {
+    let pki = TestPki::new();
+    let cases = [
+        (
+            pki.files(Some("missing.pem"), None),
+            "telemetry.ca_file",
+            format!("cannot read {}", pki.path("missing.pem")),
+        ),
+        (
+            pki.files(Some("truncated.pem"), None),
+            "telemetry.ca_file",
+            format!("{} is not a valid PEM file", pki.path("truncated.pem")),
+        ),
+        (
+            pki.files(Some("text.pem"), None),
+            "telemetry.ca_file",
+            format!("{} contains no PEM certificate", pki.path("text.pem")),
+        ),
+        (
+            pki.files(Some("ca.pem"), Some(("client-key.pem", "client-key.pem"))),
+            "telemetry.client_certificate_file",
+            format!("{} contains no PEM certificate", pki.path("client-key.pem")),
+        ),
+        (
+            pki.files(Some("ca.pem"), Some(("client.pem", "client.pem"))),
+            "telemetry.client_key_file",
+            format!("{} contains no PEM private key", pki.path("client.pem")),
+        ),
+        (
+            pki.files(Some("ca.pem"), Some(("client.pem", "missing-key.pem"))),
+            "telemetry.client_key_file",
+            format!("cannot read {}", pki.path("missing-key.pem")),
+        ),
+        (
+            pki.files(Some("ca.pem"), Some(("client.pem", "other-key.pem"))),
+            "telemetry.client_key_file",
+            format!(
+                "{} is not the private key of the certificate {}",
+                pki.path("other-key.pem"),
+                pki.path("client.pem")
+            ),
+        ),
+    ];
+    for (files, expected_key, expected_message) in cases {
+        let (key, message) = tls_error(&files);
+        assert_eq!(key, expected_key, "{message}");
+        assert!(message.contains(&expected_message), "{message}");
+        assert!(
+            message.contains("; set it to") || message.contains("; set the key"),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn tls_error_never_shows_key_content() {
+    let pki = TestPki::new();
+    let key_pem = std::fs::read_to_string(pki.path("other-key.pem")).unwrap();
+    let key_body = key_pem.lines().nth(1).unwrap();
+    let files = pki.files(Some("ca.pem"), Some(("client.pem", "other-key.pem")));
+    let error = CollectorTls::load(&files).unwrap_err().to_string();
+    assert!(!error.contains(key_body), "{error}");
+}
+
+#[test]
+fn tls_check_reads_files_on_request() {
+    let pki = TestPki::new();
+    let config = TelemetryConfig {
+        endpoint: Some("https://collector.example:4317".to_owned()),
+        ca_file: spanned("missing.pem"),
+        ..TelemetryConfig::default()
+    };
+    assert_eq!(
+        check_tls_config(&config, pki.directory.path(), false),
+        Ok(())
+    );
+    let problem = check_tls_config(&config, pki.directory.path(), true).unwrap_err();
+    assert_eq!(problem.key, Some("telemetry.ca_file"));
+    assert!(
+        problem.message.contains(&pki.path("missing.pem")),
+        "{}",
+        problem.message
+    );
+
+    let valid = TelemetryConfig {
+        ca_file: spanned("ca.pem"),
+        client_certificate_file: spanned("client.pem"),
+        client_key_file: spanned("client-key.pem"),
+        ..config.clone()
+    };
+    assert_eq!(check_tls_config(&valid, pki.directory.path(), true), Ok(()));
+}
+
+#[test]
+fn tls_check_rejects_files_for_http_endpoint() {
+    let config = TelemetryConfig {
+        endpoint: Some("http://127.0.0.1:4318".to_owned()),
+        ca_file: spanned("ca.pem"),
+        ..TelemetryConfig::default()
+    };
+    let problem = check_tls_config(&config, Path::new("/etc/cosmoguard"), false).unwrap_err();
+    assert_eq!(problem.key, None);
+    assert!(
+        problem.message.starts_with("telemetry.ca_file: "),
+        "{}",
+        problem.message
+    );
+
+    let off = TelemetryConfig {
+        enabled: false,
+        ..config
+    };
+    assert_eq!(
+        check_tls_config(&off, Path::new("/etc/cosmoguard"), false),
+        Ok(())
+    );
 }
