@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what the end-to-end tests and the demo need, on Debian 12 as root:
-#   - Debian packages: prometheus (promtool and a Prometheus server), python3-venv, nodejs
+#   - Debian packages: prometheus (promtool and a Prometheus server), python3-venv, nodejs,
+#     stunnel4 (the TLS terminator in front of the OTLP receiver in e2e/test_telemetry.py)
 #   - tests/node_modules from tests/package-lock.json (npm ci)
 #   - tests/.venv from tests/requirements.txt
 # With --without-prometheus it skips the prometheus package. deploy/demo.sh passes it,
@@ -29,6 +30,7 @@ declare -A package_for_command=(
     [node]=nodejs
     [npm]=npm
     [python3]=python3
+    [stunnel4]=stunnel4
 )
 if ((with_prometheus == 1)); then
     package_for_command[promtool]=prometheus

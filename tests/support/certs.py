@@ -34,6 +34,18 @@ class CertificateSet:
     upstream_key: Path
 
 
+@dataclass(frozen=True)
+class CollectorCertificateSet:
+    """Paths of the files written by `generate_collector`."""
+
+    ca_file: Path
+    collector_cert: Path
+    collector_key: Path
+    client_cert: Path
+    client_key: Path
+    other_ca_file: Path
+
+
 def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
     pem = key.private_bytes(
         serialization.Encoding.PEM,
@@ -48,13 +60,15 @@ def _write_cert(cert: x509.Certificate, path: Path) -> None:
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
-def _issue_server_cert(
+def _issue_cert(
     ca_cert: x509.Certificate,
     ca_key: ec.EllipticCurvePrivateKey,
     common_name: str,
     ip_addresses: list[str],
     dns_names: list[str],
+    usage: x509.ObjectIdentifier = ExtendedKeyUsageOID.SERVER_AUTH,
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """Issue a leaf certificate for `usage`, server authentication by default."""
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.timezone.utc)
     alt_names: list[x509.GeneralName] = [x509.DNSName(name) for name in dns_names]
@@ -83,7 +97,7 @@ def _issue_server_cert(
             ),
             critical=True,
         )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
             critical=False,
@@ -94,14 +108,27 @@ def _issue_server_cert(
     return cert, key
 
 
-def generate(directory: Path) -> CertificateSet:
-    """Write a fresh CA (`ca.pem`), a proxy certificate for 127.0.0.2 and localhost
-    (`proxy.pem`, `proxy-key.pem`) and an upstream certificate for 127.0.0.1 and localhost
-    (`upstream.pem`, `upstream-key.pem`) into `directory`."""
-    directory.mkdir(parents=True, exist_ok=True)
+def _write_issued(
+    ca_cert: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    cert_path: Path,
+    key_path: Path,
+    common_name: str,
+    ip_addresses: list[str],
+    dns_names: list[str],
+    usage: x509.ObjectIdentifier = ExtendedKeyUsageOID.SERVER_AUTH,
+) -> None:
+    """Issue a leaf certificate with `_issue_cert` and write it and its key."""
+    cert, key = _issue_cert(ca_cert, ca_key, common_name, ip_addresses, dns_names, usage)
+    _write_cert(cert, cert_path)
+    _write_key(key, key_path)
+
+
+def _make_ca(common_name: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """Create a self-signed CA that may issue leaf certificates only."""
     ca_key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.timezone.utc)
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Cosmoguard test CA")])
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     ca_cert = (
         x509.CertificateBuilder()
         .subject_name(ca_name)
@@ -128,6 +155,15 @@ def generate(directory: Path) -> CertificateSet:
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
+    return ca_cert, ca_key
+
+
+def generate(directory: Path) -> CertificateSet:
+    """Write a fresh CA (`ca.pem`), a proxy certificate for 127.0.0.2 and localhost
+    (`proxy.pem`, `proxy-key.pem`) and an upstream certificate for 127.0.0.1 and localhost
+    (`upstream.pem`, `upstream-key.pem`) into `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_cert, ca_key = _make_ca("Cosmoguard test CA")
 
     pki = CertificateSet(
         ca_file=directory / "ca.pem",
@@ -138,17 +174,39 @@ def generate(directory: Path) -> CertificateSet:
     )
     _write_cert(ca_cert, pki.ca_file)
 
-    proxy_cert, proxy_key = _issue_server_cert(
-        ca_cert, ca_key, "cosmoguard proxy", ["127.0.0.2"], ["localhost"]
+    _write_issued(ca_cert, ca_key, pki.proxy_cert, pki.proxy_key, "cosmoguard proxy", ["127.0.0.2"], ["localhost"])
+    _write_issued(
+        ca_cert, ca_key, pki.upstream_cert, pki.upstream_key, "cosmoguard test upstream", ["127.0.0.1"], ["localhost"]
     )
-    _write_cert(proxy_cert, pki.proxy_cert)
-    _write_key(proxy_key, pki.proxy_key)
+    return pki
 
-    upstream_cert, upstream_key = _issue_server_cert(
-        ca_cert, ca_key, "cosmoguard test upstream", ["127.0.0.1"], ["localhost"]
+
+def generate_collector(directory: Path) -> CollectorCertificateSet:
+    """Write the files of a TLS collector into `directory`. A CA (`collector-ca.pem`)
+    issues the collector's certificate for 127.0.0.1 (`collector.pem`, `collector-key.pem`)
+    and a client certificate for mutual TLS (`client.pem`, `client-key.pem`). A second CA
+    (`other-ca.pem`) issues neither."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_cert, ca_key = _make_ca("Cosmoguard test collector CA")
+    other_ca_cert, _ = _make_ca("Cosmoguard test unrelated CA")
+    pki = CollectorCertificateSet(
+        ca_file=directory / "collector-ca.pem",
+        collector_cert=directory / "collector.pem",
+        collector_key=directory / "collector-key.pem",
+        client_cert=directory / "client.pem",
+        client_key=directory / "client-key.pem",
+        other_ca_file=directory / "other-ca.pem",
     )
-    _write_cert(upstream_cert, pki.upstream_cert)
-    _write_key(upstream_key, pki.upstream_key)
+    _write_cert(ca_cert, pki.ca_file)
+    _write_cert(other_ca_cert, pki.other_ca_file)
+
+    _write_issued(
+        ca_cert, ca_key, pki.collector_cert, pki.collector_key, "cosmoguard test collector", ["127.0.0.1"], []
+    )
+    _write_issued(
+        ca_cert, ca_key, pki.client_cert, pki.client_key, "cosmoguard", [], ["cosmoguard.test"],
+        usage=ExtendedKeyUsageOID.CLIENT_AUTH,
+    )
     return pki
 
 

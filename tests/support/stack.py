@@ -9,6 +9,7 @@ import ssl
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -268,10 +269,19 @@ plain_http_issuers = true
     return config_path, public_url, admin_url
 
 
-def start_proxy(manager: ProcessManager, config_path: Path, public_url: str, admin_url: str, name: str = "cosmoguard") -> Proxy:
-    """Start `cosmoguard serve --config config_path` and wait until /readyz returns 200."""
+def start_proxy(
+    manager: ProcessManager,
+    config_path: Path,
+    public_url: str,
+    admin_url: str,
+    name: str = "cosmoguard",
+    extra_env: Mapping[str, str] | None = None,
+) -> Proxy:
+    """Start `cosmoguard serve --config config_path`, with `extra_env` added to its
+    environment, and wait until /readyz returns 200."""
     argv = [str(cosmoguard_binary()), "serve", "--config", str(config_path)]
     env = {"RUST_LOG": os.environ.get("RUST_LOG", "info"), "RUST_BACKTRACE": "1", "NO_COLOR": "1"}
+    env.update(extra_env or {})
     process = manager.start(
         name,
         argv,
