@@ -464,7 +464,7 @@ where
         // and what hyper reports about that end is not the client's doing.
         (stream, handed_back) = take_back(connection);
         if shutdown.is_requested() {
-            close(stream).await;
+            close(&mut stream).await;
             return Ok(());
         }
         if !handed_back.is_empty() {
@@ -482,11 +482,11 @@ where
             }
             Some(Err(_)) => {
                 tracing::debug!("Closed a connection idle for longer than the header read timeout");
-                close(stream).await;
+                close(&mut stream).await;
                 return Ok(());
             }
             None => {
-                close(stream).await;
+                close(&mut stream).await;
                 return Ok(());
             }
         }
@@ -496,10 +496,10 @@ where
 /// Closes a connection taken back from hyper the way hyper closes one it serves: a TLS
 /// session sends its close notification, and the lingering close reads what the client
 /// still sends.
-async fn close<T: Transport>(mut stream: T) {
+async fn close<T: Transport>(stream: &mut T) {
     let mut linger = None;
     // The connection is closed either way.
-    let _ = poll_fn(|cx| super::linger::poll_linger(&mut stream, &mut linger, cx)).await;
+    let _ = poll_fn(|cx| super::linger::poll_linger(stream, &mut linger, cx)).await;
 }
 
 /// Builds the hyper connection served on `io`, boxed so that a connection waiting for its

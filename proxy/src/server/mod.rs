@@ -124,11 +124,10 @@ fn spawn_connection(
         let result = match tls {
             None => match first_bytes(&stream, peer).await {
                 None => return,
-                Some(protocol::Protocol::Http1) => {
-                    builders
-                        .serve_http1(stream, proxy, peer, sweep, &mut shutdown)
-                        .await
-                }
+                Some(protocol::Protocol::Http1) => builders
+                    .serve_http1(stream, proxy, peer, sweep, &mut shutdown)
+                    .await
+                    .map_err(Into::into),
                 // Boxed, like the TLS branch, so that the task of a plain HTTP/1.1
                 // connection is sized for that connection alone.
                 Some(protocol::Protocol::Http2) => {
@@ -141,11 +140,10 @@ fn spawn_connection(
             Some(acceptor) => Box::pin(async {
                 let (stream, protocol) = handshake(acceptor, stream, peer).await?;
                 Some(match protocol {
-                    protocol::Protocol::Http1 => {
-                        builders
-                            .serve_http1(stream, proxy, peer, sweep, &mut shutdown)
-                            .await
-                    }
+                    protocol::Protocol::Http1 => builders
+                        .serve_http1(stream, proxy, peer, sweep, &mut shutdown)
+                        .await
+                        .map_err(Into::into),
                     protocol::Protocol::Http2 => {
                         Box::pin(builders.serve_http2(stream, proxy, peer, &mut shutdown)).await
                     }
@@ -343,19 +341,20 @@ impl ConnectionBuilders {
 
     /// Serves HTTP/1.1 on `stream` until either side closes it, shutdown drains it or it
     /// stays idle for the header read timeout. Between requests the stream is taken back
-    /// from hyper ([`idle::serve`]).
-    async fn serve_http1<T>(
-        &self,
+    /// from hyper ([`idle::serve`]). A plain function returning that future: an async
+    /// function would keep its own copy of `stream`'s room for the connection's life.
+    fn serve_http1<'a, T>(
+        &'a self,
         stream: T,
-        proxy: &Arc<Proxy>,
+        proxy: &'a Arc<Proxy>,
         peer: SocketAddr,
-        sweep: &Arc<idle::IdleSweep>,
-        shutdown: &mut Shutdown,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+        sweep: &'a Arc<idle::IdleSweep>,
+        shutdown: &'a mut Shutdown,
+    ) -> impl Future<Output = Result<(), hyper::Error>> + 'a
     where
         T: idle::Transport + Send + 'static,
     {
-        let service = |activity| request_service(proxy, peer, Some(activity));
+        let service = move |activity| request_service(proxy, peer, Some(activity));
         idle::serve(
             stream,
             &self.http1,
@@ -364,8 +363,6 @@ impl ConnectionBuilders {
             HEADER_READ_TIMEOUT,
             shutdown,
         )
-        .await
-        .map_err(Into::into)
     }
 
     /// Serves HTTP/2 on `io` until either side closes it or shutdown drains it.
