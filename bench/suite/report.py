@@ -141,6 +141,12 @@ def target_rows(results, summary):
         rss = connections["rss_kib"] / 1024
         rows.append((f"RSS with {connections.get('requested', 0):,} idle connections < 150 MiB",
                      f"{rss:.1f} MiB ({connections.get('open', 0):,} open, {connections.get('failed', 0)} failed{settled_text(connections)})", verdict(rss < 150)))
+    tls_connections = memory.get("idle_connections_tls", {})
+    if "rss_kib" in tls_connections:
+        # SDKs reach the proxy over TLS, so the same bound is shown for TLS connections.
+        rss = tls_connections["rss_kib"] / 1024
+        rows.append((f"RSS with {tls_connections.get('requested', 0):,} idle TLS connections < 150 MiB",
+                     f"{rss:.1f} MiB ({tls_connections.get('open', 0):,} open, {tls_connections.get('failed', 0)} failed{settled_text(tls_connections)})", verdict(rss < 150)))
     for direction in ("download", "upload"):
         stream = memory.get(direction, {})
         if "growth_kib" in stream:
