@@ -60,8 +60,9 @@ pub(crate) enum TimeError {
 }
 
 /// Converts a TOML date-time into Unix seconds. A date-time with an offset means that
-/// instant. Without an offset, a date means midnight in the table's zone, and a date-time
-/// means that wall-clock time in the table's zone. In a table without a zone, a date-time
+/// instant. Without an offset, a date means the start of that day in the table's zone
+/// (midnight, unless the clocks change then), and a date-time means that wall-clock time
+/// in the table's zone. In a table without a zone, a date-time
 /// without an offset is rejected, because the zone its author meant is unknown.
 pub(crate) fn unix_seconds(datetime: &Datetime, zone: &Zone) -> Result<i64, TimeError> {
     let date = datetime.date.ok_or(TimeError::Malformed)?;
@@ -92,13 +93,17 @@ pub(crate) fn unix_seconds(datetime: &Datetime, zone: &Zone) -> Result<i64, Time
                 0,
             )
             .map_err(|_| TimeError::Malformed)?;
-            match zone.to_ambiguous_timestamp(civil).offset() {
-                AmbiguousOffset::Unambiguous { offset } => {
-                    Ok(wall_clock - i64::from(offset.seconds()))
-                }
-                AmbiguousOffset::Fold { .. } => Err(TimeError::Repeated),
-                AmbiguousOffset::Gap { .. } => Err(TimeError::Skipped),
-            }
+            let offset = match zone.to_ambiguous_timestamp(civil).offset() {
+                AmbiguousOffset::Unambiguous { offset } => offset,
+                // A date means the first instant of its day, as jiff's `start_of_day` reads
+                // it: the earlier of two midnights, or the instant the clocks skip to when
+                // midnight falls in a gap (Santiago and Beirut skip 00:00-01:00).
+                AmbiguousOffset::Fold { before, .. } if datetime.time.is_none() => before,
+                AmbiguousOffset::Gap { before, .. } if datetime.time.is_none() => before,
+                AmbiguousOffset::Fold { .. } => return Err(TimeError::Repeated),
+                AmbiguousOffset::Gap { .. } => return Err(TimeError::Skipped),
+            };
+            Ok(wall_clock - i64::from(offset.seconds()))
         }
     }
 }

@@ -101,3 +101,27 @@ fn zone_names_are_looked_up_without_case() {
     assert_eq!(Zone::default().to_string(), "UTC");
     assert_eq!(Zone::named("Europe/Berln"), None);
 }
+
+#[test]
+fn date_in_midnight_gap_starts_after_it() {
+    // Santiago and Beirut set their clocks forward from 00:00 to 01:00, so the day begins
+    // at 01:00 local time.
+    let santiago = Zone::named("America/Santiago").unwrap();
+    let spring = unix_seconds(&datetime("2026-09-06"), &santiago);
+    let first_instant = unix_seconds(&datetime("2026-09-06T01:00:00-03:00"), &santiago);
+    assert_eq!(spring, first_instant);
+    assert_eq!(spring, Ok(1_788_667_200));
+
+    let beirut = Zone::named("Asia/Beirut").unwrap();
+    let spring = unix_seconds(&datetime("2026-03-29"), &beirut);
+    assert_eq!(spring, Ok(1_774_735_200));
+}
+
+#[test]
+fn date_with_repeated_midnight_starts_first() {
+    // The Azores set their clocks back from 01:00 to 00:00 on 2026-10-25, so midnight
+    // happens twice and the day begins at the first one, still at UTC+0.
+    let azores = Zone::named("Atlantic/Azores").unwrap();
+    let autumn = unix_seconds(&datetime("2026-10-25"), &azores);
+    assert_eq!(autumn, Ok(1_792_886_400));
+}
