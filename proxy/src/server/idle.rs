@@ -61,6 +61,8 @@ pub(crate) struct Activity {
     may_release: AtomicBool,
     /// Set by [`IdleStream`] when it reported the end of the stream to take the socket back.
     released: AtomicBool,
+    /// hyper handed a request to the service on this hyper connection.
+    requested: AtomicBool,
     /// The sweep tick at which the connection last became idle, or [`BUSY`].
     idle_since: AtomicU32,
     /// Set by the sweep: the connection has been idle for a whole tick.
@@ -79,6 +81,7 @@ impl Activity {
             abandoned: AtomicBool::new(false),
             may_release: AtomicBool::new(may_release),
             released: AtomicBool::new(false),
+            requested: AtomicBool::new(false),
             idle_since: AtomicU32::new(BUSY),
             release_due: AtomicBool::new(false),
             listed: AtomicBool::new(false),
@@ -89,6 +92,7 @@ impl Activity {
     /// drops.
     pub(crate) fn start_request(self: &Arc<Self>) -> InFlight {
         self.may_release.store(true, Ordering::Relaxed);
+        self.requested.store(true, Ordering::Relaxed);
         self.idle_since.store(BUSY, Ordering::Relaxed);
         self.hold()
     }
@@ -430,6 +434,11 @@ where
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let mut handed_back = Bytes::new();
+    // The time at which the connection is closed unless a request starts first. A TLS
+    // record sent a byte at a time stays in rustls and never reaches hyper, whose header
+    // read timeout restarts with each new hyper connection, so this deadline holds across
+    // releases.
+    let mut idle_deadline: Option<tokio::time::Instant> = None;
     loop {
         let activity = Activity::new(handed_back.is_empty());
         let mut connection = hyper_connection(
@@ -463,6 +472,9 @@ where
         // The end of the stream was this module's: nothing was in flight or unflushed,
         // and what hyper reports about that end is not the client's doing.
         (stream, handed_back) = take_back(connection);
+        if activity.requested.load(Ordering::Relaxed) || idle_deadline.is_none() {
+            idle_deadline = Some(tokio::time::Instant::now() + idle_timeout);
+        }
         if shutdown.is_requested() {
             close(&mut stream).await;
             return Ok(());
@@ -471,7 +483,10 @@ where
             continue;
         }
         let waited = tokio::select! {
-            readable = tokio::time::timeout(idle_timeout, stream.socket().readable()) => Some(readable),
+            readable = tokio::time::timeout_at(
+                idle_deadline.unwrap_or_else(|| tokio::time::Instant::now() + idle_timeout),
+                stream.socket().readable(),
+            ) => Some(readable),
             () = shutdown.requested() => None,
         };
         match waited {

@@ -70,7 +70,10 @@ async fn start_with_sweep(wire: Wire, idle_timeout: Duration, sweep_interval: Du
     tokio::spawn(async move {
         let sweep = IdleSweep::start(sweep_interval);
         let mut builder = http1::Builder::new();
-        builder.timer(TokioTimer::new());
+        // As in the proxy, hyper's header read timeout is the idle timeout.
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(idle_timeout);
         let builder = Arc::new(builder);
         loop {
             let Ok((stream, _)) = listener.accept().await else {
@@ -414,4 +417,43 @@ async fn idle_timeout_closes_connection(wire: Wire) {
     read_responses(&mut client, 1).await;
 
     assert_closed(&mut client).await;
+}
+
+/// A TLS record sent a byte at a time never reaches hyper as plaintext, so only the idle
+/// timeout, kept across releases, bounds how long the client may take to send its head.
+#[tokio::test]
+async fn trickled_tls_record_times_out() {
+    let server = start(Wire::Tls, Duration::from_millis(300)).await;
+    let stream = TcpStream::connect(server.address).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let connector = server.connector.as_ref().unwrap();
+    let (socket, mut session) = connector.connect(name, stream).await.unwrap().into_inner();
+    let head = format!(
+        "GET /a HTTP/1.1\r\nhost: x\r\npadding: {}\r\n\r\n",
+        "x".repeat(200)
+    );
+    std::io::Write::write_all(&mut session.writer(), head.as_bytes()).unwrap();
+    let mut record = Vec::new();
+    session.write_tls(&mut record).unwrap();
+
+    // One byte every 50 ms, for more than 10 s, keeps the socket busy for much longer than
+    // the idle timeout, but no request ever starts.
+    let (mut reader, mut writer) = socket.into_split();
+    let trickle = tokio::spawn(async move {
+        for byte in &record[..record.len() - 1] {
+            if writer.write_all(std::slice::from_ref(byte)).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        std::future::pending::<()>().await;
+    });
+
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(2), reader.read_to_end(&mut rest)).await;
+    trickle.abort();
+    assert!(
+        closed.is_ok(),
+        "the connection stayed open for 2 s without a request"
+    );
 }
