@@ -43,7 +43,7 @@ pub struct ExplainArgs {
     /// The policy file (TOML).
     #[arg(long)]
     pub policy: PathBuf,
-    /// A JSON object with the caller's token claims (`iss`, `sub`, `groups`, ...).
+    /// A JSON file with the caller's token claims as one object (`iss`, `sub`, `groups`, ...).
     #[arg(long)]
     pub claims: PathBuf,
     /// The request line, such as 'GET /dbs/shop/colls/orders/docs/o-1'.
