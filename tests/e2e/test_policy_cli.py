@@ -4,6 +4,7 @@ zone, run as a policy author runs them."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -95,3 +96,24 @@ def test_explain_rejects_time_without_offset(tmp_path):
     result = explain(tmp_path, "--at", "2027-01-04T09:30:00")
     assert result.returncode == 2
     assert "RFC 3339 date-time with an offset" in result.stderr
+
+
+def test_explain_output_closed_early_exits_cleanly(tmp_path):
+    """A reader such as `head` that closes the pipe early ends explain without a panic."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text(ZONED_POLICY, encoding="utf-8")
+    claims = tmp_path / "claims.json"
+    claims.write_text(json.dumps(CLAIMS), encoding="utf-8")
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [str(require_binary()), "policy", "explain", "--policy", str(policy),
+             "--claims", str(claims), "--request", "GET /dbs/shop/colls/orders/docs/1",
+             "--at", "2027-01-04T14:30:00Z"],
+            stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert "panicked" not in result.stderr
+    assert result.returncode == 0, result.stderr

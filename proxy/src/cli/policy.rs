@@ -1,5 +1,6 @@
 //! `cosmoguard policy ...`: check a policy file, explain a decision, import Azure RBAC.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -151,12 +152,17 @@ fn explain(arguments: &ExplainArgs) -> anyhow::Result<()> {
         unix_time: arguments.unix_time.or(arguments.at).unwrap_or_else(now),
     };
     let explanation = policy.explain(&principal, &classified.request, &context);
-    if arguments.json {
-        println!("{}", serde_json::to_string_pretty(&explanation)?);
+    let mut out = std::io::stdout().lock();
+    let written = if arguments.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&explanation)?)
     } else {
-        print_explanation(&explanation);
+        write_explanation(&mut out, &explanation)
+    };
+    match written.and_then(|()| out.flush()) {
+        // A reader that stops early, such as `head`, closed the pipe after it read enough.
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        result => Ok(result.context("cannot write the explanation to standard output")?),
     }
-    Ok(())
 }
 
 /// Reads a body into the classified request the way the proxy does.
@@ -203,40 +209,43 @@ fn parse_headers(pairs: &[String]) -> anyhow::Result<HeaderMap> {
     Ok(headers)
 }
 
-fn print_explanation(explanation: &Explanation) {
+fn write_explanation(out: &mut impl Write, explanation: &Explanation) -> std::io::Result<()> {
     let decision = &explanation.decision;
     let verdict = match decision.effect {
         Effect::Allow => "ALLOW",
         Effect::Deny => "DENY",
     };
-    println!("decision: {verdict}");
-    println!(
+    writeln!(out, "decision: {verdict}")?;
+    writeln!(
+        out,
         "rule:     {}",
         decision
             .rule_id
             .as_deref()
             .unwrap_or("(none: default deny)")
-    );
-    println!("reason:   {}", decision.reason);
+    )?;
+    writeln!(out, "reason:   {}", decision.reason)?;
     for operation in &explanation.operations {
-        println!();
+        writeln!(out)?;
         match operation.batch_index {
-            Some(index) => println!("batch operation {index}: {}", operation.operation),
-            None => println!("operation: {}", operation.operation),
-        }
-        println!("needs:     {}", operation.required_actions.join(", "));
+            Some(index) => writeln!(out, "batch operation {index}: {}", operation.operation),
+            None => writeln!(out, "operation: {}", operation.operation),
+        }?;
+        writeln!(out, "needs:     {}", operation.required_actions.join(", "))?;
         for rule in &operation.rules {
             let mark = if rule.applies { "applies" } else { "skipped" };
-            println!(
+            writeln!(
+                out,
                 "  line {:>4}  {:<7} {:<5} {}: {}",
                 rule.line,
                 mark,
                 format!("{:?}", rule.effect).to_lowercase(),
                 rule.rule_id,
                 rule.reason
-            );
+            )?;
         }
     }
+    Ok(())
 }
 
 fn import_azure(definitions: &Path, assignments: &Path) -> anyhow::Result<()> {
