@@ -62,8 +62,8 @@ pub(crate) enum TimeError {
 /// Converts a TOML date-time into Unix seconds. A date-time with an offset means that
 /// instant. Without an offset, a date means the start of that day in the table's zone
 /// (midnight, unless the clocks change then), and a date-time means that wall-clock time
-/// in the table's zone. In a table without a zone, a date-time
-/// without an offset is rejected, because the zone its author meant is unknown.
+/// in the table's zone. In a table without a zone, a date-time without an offset is
+/// rejected, because the zone its author meant is unknown.
 pub(crate) fn unix_seconds(datetime: &Datetime, zone: &Zone) -> Result<i64, TimeError> {
     let date = datetime.date.ok_or(TimeError::Malformed)?;
     let days = days_from_civil(

@@ -533,8 +533,8 @@ where
 }
 
 /// Takes the transport back from a hyper connection that finished on the released
-/// stream, with the bytes hyper had read but not parsed. Outside the async function for
-/// the same reason as [`hyper_connection`].
+/// stream, with the bytes hyper had read but not parsed. It runs outside the async
+/// function for the same reason as [`hyper_connection`].
 #[expect(
     clippy::boxed_local,
     reason = "the box is moved in, so the unboxed connection never sits in the async function"

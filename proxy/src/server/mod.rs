@@ -341,8 +341,9 @@ impl ConnectionBuilders {
 
     /// Serves HTTP/1.1 on `stream` until either side closes it, shutdown drains it or it
     /// stays idle for the header read timeout. Between requests the stream is taken back
-    /// from hyper ([`idle::serve`]). A plain function returning that future: an async
-    /// function would keep its own copy of `stream`'s room for the connection's life.
+    /// from hyper ([`idle::serve`]). This is a plain function that returns that future,
+    /// because an async function would keep room for its own copy of `stream` for the
+    /// connection's life.
     fn serve_http1<'a, T>(
         &'a self,
         stream: T,
