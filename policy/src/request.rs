@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::OnceLock;
 
 use serde::Serialize;
 
@@ -144,6 +145,23 @@ pub enum OperationKind {
 }
 
 impl OperationKind {
+    /// Every operation kind, in declaration order.
+    pub const ALL: [OperationKind; 13] = [
+        OperationKind::Read,
+        OperationKind::ReadFeed,
+        OperationKind::Query,
+        OperationKind::QueryPlan,
+        OperationKind::ReadChangeFeed,
+        OperationKind::Create,
+        OperationKind::Upsert,
+        OperationKind::Replace,
+        OperationKind::Patch,
+        OperationKind::Delete,
+        OperationKind::Execute,
+        OperationKind::Batch,
+        OperationKind::Head,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             OperationKind::Read => "read",
@@ -180,8 +198,21 @@ impl Operation {
 
     /// Returns the operation name used in audit records, logs and metric labels, for
     /// example `read_item`, `query_items`, `create_container` or `read_account`.
-    pub fn name(self) -> String {
-        self.to_string()
+    pub fn name(self) -> &'static str {
+        // Every request needs its operation's name, so each is formatted once and kept.
+        static NAMES: OnceLock<Vec<&'static str>> = OnceLock::new();
+        let names = NAMES.get_or_init(|| {
+            OperationKind::ALL
+                .iter()
+                .flat_map(|&kind| {
+                    ResourceType::ALL.iter().map(move |&resource_type| {
+                        let name = Operation::new(kind, resource_type).to_string();
+                        &*Box::leak(name.into_boxed_str())
+                    })
+                })
+                .collect()
+        });
+        names[self.kind as usize * ResourceType::ALL.len() + self.resource_type as usize]
     }
 
     /// Checks whether the name's noun is plural: the operation is on a feed of resources.
@@ -211,7 +242,7 @@ impl fmt::Display for Operation {
 
 impl Serialize for Operation {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.name())
+        serializer.serialize_str(self.name())
     }
 }
 

@@ -726,3 +726,17 @@ principal = { subject = "capacity-bot" }
     unscoped.database = None;
     assert!(!decide(&policy, &caller, &unscoped).is_allowed());
 }
+
+#[test]
+fn operation_names_match_display() {
+    for kind in OperationKind::ALL {
+        for resource_type in ResourceType::ALL {
+            let operation = Operation::new(kind, resource_type);
+            assert_eq!(operation.name(), operation.to_string());
+        }
+    }
+    let read_item = Operation::new(OperationKind::Read, ResourceType::Document);
+    assert_eq!(read_item.name(), "read_item");
+    let query_containers = Operation::new(OperationKind::Query, ResourceType::Container);
+    assert_eq!(query_containers.name(), "query_containers");
+}

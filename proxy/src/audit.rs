@@ -15,12 +15,16 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 use std::time::SystemTime;
 
+use cosmoguard_policy::Principal;
+use http::Method;
 use prometheus::{IntCounter, Registry};
-use serde::Serialize;
+use serde::ser::SerializeStruct;
+use serde::{Serialize, Serializer};
 
 /// The room reserved for one serialized record. An allowed read in the benchmarks makes a
 /// 768-byte line, so most lines fit without growing the buffer.
@@ -60,22 +64,48 @@ impl AuditTarget {
     }
 }
 
-/// The caller as the audit record names it.
-#[derive(Clone, Debug, Serialize)]
-pub struct AuditPrincipal {
-    pub issuer: String,
-    pub subject: String,
-    pub name: Option<String>,
+/// The caller as the audit record names it: the issuer, subject and display name of the
+/// authenticated principal, which the record shares rather than copies.
+#[derive(Clone, Debug)]
+pub struct AuditPrincipal(Arc<Principal>);
+
+impl AuditPrincipal {
+    pub fn new(principal: Arc<Principal>) -> AuditPrincipal {
+        AuditPrincipal(principal)
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.0.issuer
+    }
+
+    pub fn subject(&self) -> &str {
+        &self.0.subject
+    }
+
+    pub fn name(&self) -> Option<&str> {
+        self.0.display_name.as_deref()
+    }
+}
+
+impl Serialize for AuditPrincipal {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut fields = serializer.serialize_struct("AuditPrincipal", 3)?;
+        fields.serialize_field("issuer", self.issuer())?;
+        fields.serialize_field("subject", self.subject())?;
+        fields.serialize_field("name", &self.name())?;
+        fields.end()
+    }
 }
 
 /// One request's audit record.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct AuditRecord {
-    /// When the request arrived (RFC 3339, UTC).
-    pub time: String,
+    /// When the request arrived, written as RFC 3339 in UTC with milliseconds.
+    #[serde(serialize_with = "serialize_time")]
+    pub time: SystemTime,
     pub principal: Option<AuditPrincipal>,
     /// The operation name, such as `read_item`, when the request could be classified.
-    pub operation: Option<String>,
+    pub operation: Option<&'static str>,
     /// The data action the operation needs.
     pub action: Option<&'static str>,
     pub resource_type: Option<&'static str>,
@@ -97,9 +127,12 @@ pub struct AuditRecord {
     pub activity_id: Option<String>,
     pub duration_ms: f64,
     pub upstream_duration_ms: Option<f64>,
-    pub method: String,
+    #[serde(serialize_with = "serialize_method")]
+    pub method: Method,
     pub path: String,
-    pub client_address: Option<String>,
+    /// The caller's address and port, formatted once per connection.
+    #[serde(serialize_with = "serialize_shared_text")]
+    pub client_address: Option<Arc<str>>,
     /// False when the response body was cut off (the caller or the account went away).
     pub completed: bool,
     /// The OpenTelemetry trace id of the request's span, when spans are exported.
@@ -118,15 +151,60 @@ pub struct AuditRecord {
     pub changes_error: Option<String>,
 }
 
-/// Formats a time for the `time` field.
-pub fn format_time(time: SystemTime) -> String {
-    humantime::format_rfc3339_millis(time).to_string()
+impl Default for AuditRecord {
+    fn default() -> AuditRecord {
+        AuditRecord {
+            time: SystemTime::UNIX_EPOCH,
+            principal: None,
+            operation: None,
+            action: None,
+            resource_type: None,
+            resource: None,
+            database: None,
+            container: None,
+            partition_key: None,
+            decision: "",
+            rule: None,
+            reason: None,
+            error: None,
+            status: 0,
+            substatus: None,
+            request_charge: None,
+            activity_id: None,
+            duration_ms: 0.0,
+            upstream_duration_ms: None,
+            method: Method::GET,
+            path: String::new(),
+            client_address: None,
+            completed: false,
+            trace_id: None,
+            user_agent_subject: None,
+            changes: None,
+            changes_error: None,
+        }
+    }
+}
+
+/// Writes the `time` field straight into the line, without an intermediate string.
+fn serialize_time<S: Serializer>(time: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(&humantime::format_rfc3339_millis(*time))
+}
+
+fn serialize_method<S: Serializer>(method: &Method, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(method.as_str())
+}
+
+fn serialize_shared_text<S: Serializer>(
+    text: &Option<Arc<str>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    text.as_deref().serialize(serializer)
 }
 
 /// The destination of audit records: a file or standard output.
 #[derive(Debug)]
 pub struct AuditSink {
-    sender: Option<SyncSender<String>>,
+    sender: Option<SyncSender<Vec<u8>>>,
     writer: Option<JoinHandle<()>>,
     dropped: IntCounter,
     written: IntCounter,
@@ -170,16 +248,11 @@ impl AuditSink {
     /// Queues a record for writing without waiting.
     pub fn record(&self, record: &AuditRecord) {
         let mut line = Vec::with_capacity(LINE_CAPACITY);
-        let line = match serde_json::to_writer(&mut line, record) {
-            // serde_json writes valid UTF-8.
-            Ok(()) => String::from_utf8(line)
-                .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned()),
-            Err(error) => {
-                tracing::error!(%error, "Failed to serialize an audit record");
-                self.dropped.inc();
-                return;
-            }
-        };
+        if let Err(error) = serde_json::to_writer(&mut line, record) {
+            tracing::error!(%error, "Failed to serialize an audit record");
+            self.dropped.inc();
+            return;
+        }
         let Some(sender) = &self.sender else { return };
         match sender.try_send(line) {
             Ok(()) => {}
@@ -221,13 +294,13 @@ impl Drop for AuditSink {
 /// than waiting on the queue: senders only wake a receiver that waits, so under load
 /// they never make a system call.
 fn write_lines(
-    receiver: Receiver<String>,
+    receiver: Receiver<Vec<u8>>,
     mut output: Output,
     written: &IntCounter,
     dropped: &IntCounter,
 ) {
     let mut buffer = Vec::with_capacity(MAX_BATCH_BYTES + 4096);
-    let mut carried: Option<String> = None;
+    let mut carried: Option<Vec<u8>> = None;
     loop {
         let first = match carried.take() {
             Some(line) => line,
@@ -245,7 +318,7 @@ fn write_lines(
                 carried = Some(line);
                 break;
             }
-            buffer.extend_from_slice(line.as_bytes());
+            buffer.extend_from_slice(&line);
             buffer.push(b'\n');
             count += 1;
             if buffer.len() >= limit {
@@ -399,13 +472,45 @@ mod tests {
 
     fn record_with_path(path: String) -> AuditRecord {
         AuditRecord {
-            time: "2025-01-01T00:00:00.000Z".to_owned(),
+            time: SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_735_689_600),
             decision: "allow",
             status: 200,
-            method: "GET".to_owned(),
+            method: Method::GET,
             path,
             ..AuditRecord::default()
         }
+    }
+
+    #[test]
+    fn shared_fields_serialize_as_text() {
+        let principal = Principal {
+            issuer: "https://issuer.example".to_owned(),
+            subject: "alice".to_owned(),
+            display_name: Some("Alice".to_owned()),
+            ..Principal::default()
+        };
+        let record = AuditRecord {
+            time: SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_735_689_600_123),
+            principal: Some(AuditPrincipal::new(Arc::new(principal))),
+            operation: Some("read_item"),
+            method: Method::from_bytes(b"PURGE").unwrap(),
+            client_address: Some("127.0.0.1:50000".into()),
+            ..record_with_path("/dbs/d".to_owned())
+        };
+        let line: serde_json::Value = serde_json::to_value(&record).unwrap();
+        assert_eq!(line["time"], "2025-01-01T00:00:00.123Z");
+        assert_eq!(
+            line["principal"],
+            serde_json::json!({"issuer": "https://issuer.example", "subject": "alice", "name": "Alice"})
+        );
+        assert_eq!(line["operation"], "read_item");
+        assert_eq!(line["method"], "PURGE");
+        assert_eq!(line["client_address"], "127.0.0.1:50000");
+        let unnamed = AuditRecord::default();
+        let line: serde_json::Value = serde_json::to_value(&unnamed).unwrap();
+        assert_eq!(line["time"], "1970-01-01T00:00:00.000Z");
+        assert!(line["client_address"].is_null());
+        assert!(line["principal"].is_null());
     }
 
     fn read_lines(path: &Path) -> Vec<String> {

@@ -100,10 +100,10 @@ pub fn classify(
 
     let request = Request {
         operation,
-        resource_link: resource.link.clone(),
-        database: resource.database.clone(),
-        container: resource.container.clone(),
-        resource_id: resource.resource_id.clone(),
+        resource_link: resource.link,
+        database: resource.database,
+        container: resource.container,
+        resource_id: resource.resource_id,
         partition_key: headers::partition_key(headers)?,
         batch: Vec::new(),
         properties: request_properties(kind, headers)?,

@@ -1,5 +1,7 @@
 //! Resource paths: from the raw request path to resource type, resource link and names.
 
+use std::borrow::Cow;
+
 use cosmoguard_policy::ResourceType;
 
 use super::ClassifyError;
@@ -76,11 +78,17 @@ pub fn without_empty_segments(raw_path: &str) -> Option<String> {
     Some(collapsed)
 }
 
+/// A path segment, borrowed from the raw path unless it had percent escapes.
+type Segment<'a> = Cow<'a, str>;
+
+/// Room for the segments of the deepest path: an attachment is 8 segments.
+const USUAL_SEGMENTS: usize = 8;
+
 /// Percent-decodes the raw path once and splits it into segments, skipping empty ones
 /// (doubled or trailing slashes); [`without_empty_segments`] makes the forwarded path
 /// match.
-fn decode_segments(raw_path: &str) -> Result<Vec<String>, ClassifyError> {
-    let mut segments = Vec::new();
+fn decode_segments(raw_path: &str) -> Result<Vec<Segment<'_>>, ClassifyError> {
+    let mut segments = Vec::with_capacity(USUAL_SEGMENTS);
     for raw_segment in raw_path.split('/').filter(|segment| !segment.is_empty()) {
         let segment = decode_segment(raw_segment)?;
         if segment == "." || segment == ".." {
@@ -94,7 +102,7 @@ fn decode_segments(raw_path: &str) -> Result<Vec<String>, ClassifyError> {
 /// Decodes one segment. `+` stays `+` (paths are never form-encoded), malformed escapes
 /// are rejected, and so are characters no id may contain: a decoded `/` or `\` would
 /// make the service see other segments than the policy saw.
-fn decode_segment(raw_segment: &str) -> Result<String, ClassifyError> {
+fn decode_segment(raw_segment: &str) -> Result<Segment<'_>, ClassifyError> {
     check_escapes(raw_segment)?;
     let decoded = percent_encoding::percent_decode_str(raw_segment)
         .decode_utf8()
@@ -107,7 +115,7 @@ fn decode_segment(raw_segment: &str) -> Result<String, ClassifyError> {
             return Err(ClassifyError::ForbiddenCharacter { character });
         }
     }
-    Ok(decoded.into_owned())
+    Ok(decoded)
 }
 
 fn check_escapes(raw_segment: &str) -> Result<(), ClassifyError> {
@@ -140,13 +148,13 @@ fn account_path() -> ResourcePath {
 
 /// Checks every keyword (the even-numbered segments) against the resource types valid
 /// under its parent, so `dbs/d/docs` or `dbs/d/colls/c/colls` is rejected.
-fn check_keywords(segments: &[String]) -> Result<(), ClassifyError> {
+fn check_keywords(segments: &[Segment<'_>]) -> Result<(), ClassifyError> {
     let mut parent: Option<ResourceType> = None;
     for keyword in segments.iter().step_by(2) {
         let child = ResourceType::from_keyword(keyword)
             .filter(|child| children_of(parent).contains(child))
             .ok_or_else(|| ClassifyError::UnknownResourceType {
-                keyword: keyword.clone(),
+                keyword: keyword.to_string(),
             })?;
         parent = Some(child);
     }
@@ -179,7 +187,7 @@ fn children_of(parent: Option<ResourceType>) -> &'static [ResourceType] {
 /// for partition key ranges. A database RID is 4 bytes in base64 with `-` for `/`, which
 /// is 6 characters and `==`. A name of that shape is also treated as a RID; it then
 /// resolves only if the account reported it as a RID, so it errs on the side of denying.
-fn is_rid_addressed(segments: &[String]) -> bool {
+fn is_rid_addressed(segments: &[Segment<'_>]) -> bool {
     segments[0] == "dbs" && segments.get(1).is_some_and(|name| is_rid(name, 4))
 }
 
@@ -200,7 +208,7 @@ pub fn is_rid(text: &str, bytes: usize) -> bool {
 /// Classifies a RID-addressed path. Only the database (4-byte RID) and container (8-byte
 /// RID) levels can be resolved to names, so anything addressed below a container by RID
 /// is rejected.
-fn rid_path(segments: &[String]) -> Result<ResourcePath, ClassifyError> {
+fn rid_path(segments: &[Segment<'_>]) -> Result<ResourcePath, ClassifyError> {
     let container = segments.get(3);
     if container.is_some_and(|rid| !is_rid(rid, 8)) || segments.len() > 5 {
         return Err(ClassifyError::AddressedByRid);
@@ -208,19 +216,18 @@ fn rid_path(segments: &[String]) -> Result<ResourcePath, ClassifyError> {
     let mut path = resource_path(segments);
     let owner_rid = segments[..path_owner_length(segments)]
         .last()
-        .cloned()
-        .unwrap_or_default();
+        .map_or("", |rid| rid.as_ref());
     path.signing_link = owner_rid.to_lowercase();
     path.rid = Some(RidAddress {
-        database: segments[1].clone(),
-        container: container.cloned(),
+        database: segments[1].to_string(),
+        container: container.map(|rid| rid.to_string()),
     });
     Ok(path)
 }
 
 /// The number of segments up to the resource that owns the request: the resource itself,
 /// or the parent of a feed.
-fn path_owner_length(segments: &[String]) -> usize {
+fn path_owner_length(segments: &[Segment<'_>]) -> usize {
     if segments.len() % 2 == 1 {
         segments.len() - 1
     } else {
@@ -228,7 +235,7 @@ fn path_owner_length(segments: &[String]) -> usize {
     }
 }
 
-fn resource_path(segments: &[String]) -> ResourcePath {
+fn resource_path(segments: &[Segment<'_>]) -> ResourcePath {
     let is_feed = segments.len() % 2 == 1;
     let keyword_index = if is_feed {
         segments.len() - 1
@@ -250,7 +257,7 @@ fn resource_path(segments: &[String]) -> ResourcePath {
             .step_by(2)
             .position(|segment| segment == keyword)
             .and_then(|position| segments.get(position * 2 + 1))
-            .cloned()
+            .map(|name| name.to_string())
     };
     // Databases and containers are named by `database` and `container`; `resource_id`
     // names what sits below them, or an offer.
@@ -261,7 +268,7 @@ fn resource_path(segments: &[String]) -> ResourcePath {
     let resource_id = if is_feed || !names_child {
         None
     } else {
-        segments.last().cloned()
+        segments.last().map(|id| id.to_string())
     };
     let signing_link = if resource_type == ResourceType::Offer {
         resource_id.as_deref().unwrap_or("").to_lowercase()

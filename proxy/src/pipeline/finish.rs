@@ -13,14 +13,14 @@ use http::{HeaderMap, Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 
-use crate::audit::{AuditPrincipal, AuditRecord, AuditSink, format_time};
+use crate::audit::{AuditPrincipal, AuditRecord, AuditSink};
 use crate::body::{BoxError, ProxyBody};
 use crate::classify::Classified;
 use crate::error::{Fault, ProxyError};
 use crate::metrics::RequestMetrics;
 use crate::telemetry::{RequestSpan, SubjectStamp};
 
-use super::Proxy;
+use super::{Client, Proxy};
 
 /// The status recorded when the caller went away before a response was sent (the
 /// convention nginx started).
@@ -35,18 +35,14 @@ pub struct Finish {
     record: AuditRecord,
     started: Instant,
     started_at: SystemTime,
-    operation_label: String,
+    operation_label: &'static str,
     /// The request's span, when spans are exported.
     span: Option<RequestSpan>,
     emitted: bool,
 }
 
 impl Finish {
-    pub(super) fn start<B>(
-        proxy: &Proxy,
-        request: &Request<B>,
-        peer: Option<SocketAddr>,
-    ) -> Finish {
+    pub(super) fn start<B>(proxy: &Proxy, request: &Request<B>, client: Option<&Client>) -> Finish {
         proxy.metrics.started();
         let started_at = SystemTime::now();
         let span =
@@ -54,11 +50,11 @@ impl Finish {
                 .telemetry
                 .start_span(request.headers(), request.method().as_str(), started_at);
         let record = AuditRecord {
-            time: format_time(started_at),
+            time: started_at,
             trace_id: span.as_ref().map(RequestSpan::trace_id),
-            method: request.method().as_str().to_owned(),
+            method: request.method().clone(),
             path: request.uri().path().to_owned(),
-            client_address: peer.map(|peer| peer.to_string()),
+            client_address: client.map(|client| Arc::clone(&client.text)),
             status: CLIENT_CLOSED_REQUEST,
             ..AuditRecord::default()
         };
@@ -68,7 +64,7 @@ impl Finish {
             record,
             started: Instant::now(),
             started_at,
-            operation_label: "unknown".to_owned(),
+            operation_label: "unknown",
             span,
             emitted: false,
         }
@@ -77,7 +73,7 @@ impl Finish {
     pub(super) fn note_request(&mut self, classified: &Classified) {
         let request = &classified.request;
         self.operation_label = request.operation.name();
-        self.record.operation = Some(self.operation_label.clone());
+        self.record.operation = Some(self.operation_label);
         self.record.action = Some(data_action(request.operation));
         self.record.resource_type = Some(classified.signing_resource_type);
         self.record.resource = Some(request.resource_link.clone());
@@ -86,22 +82,19 @@ impl Finish {
         self.record.partition_key = request.partition_key.as_ref().map(|key| key.raw.clone());
     }
 
-    pub(super) fn note_principal(&mut self, principal: &Principal) {
-        self.record.principal = Some(AuditPrincipal {
-            issuer: principal.issuer.clone(),
-            subject: principal.subject.clone(),
-            name: principal.display_name.clone(),
-        });
+    pub(super) fn note_principal(&mut self, principal: &Arc<Principal>) {
+        self.record.principal = Some(AuditPrincipal::new(Arc::clone(principal)));
     }
 
-    pub(super) fn note_decision(&mut self, decision: &Decision) {
+    /// Records the decision, keeping its rule id and reason.
+    pub(super) fn note_decision(&mut self, decision: Decision) {
         self.record.decision = if decision.is_allowed() {
             "allow"
         } else {
             "deny"
         };
-        self.record.rule = decision.rule_id.clone();
-        self.record.reason = Some(decision.reason.clone());
+        self.record.rule = decision.rule_id;
+        self.record.reason = Some(decision.reason);
     }
 
     pub(super) fn note_upstream<B>(&mut self, response: &Response<B>, elapsed: Duration) {
@@ -131,7 +124,7 @@ impl Finish {
             span.inject(headers);
         }
         if let (Some(stamp), Some(principal)) = (stamp, &self.record.principal) {
-            self.record.user_agent_subject = Some(stamp.apply(headers, &principal.subject));
+            self.record.user_agent_subject = Some(stamp.apply(headers, principal.subject()));
         }
     }
 
@@ -176,7 +169,7 @@ impl Finish {
         self.record.duration_ms = elapsed.as_secs_f64() * 1000.0;
         self.record.completed = completed;
         self.metrics.finished(
-            &self.operation_label,
+            self.operation_label,
             self.record.decision,
             self.record.status,
             elapsed.as_secs_f64(),
@@ -220,12 +213,12 @@ pub(super) fn record_connection_error(
     proxy.metrics.started();
     proxy.metrics.finished("unknown", "invalid", status, 0.0);
     let record = AuditRecord {
-        time: format_time(SystemTime::now()),
+        time: SystemTime::now(),
         decision: "invalid",
         reason: Some(reason.to_owned()),
         error: Some(error.to_owned()),
         status,
-        client_address: Some(peer.to_string()),
+        client_address: Some(peer.to_string().into()),
         completed: true,
         ..AuditRecord::default()
     };
@@ -233,25 +226,22 @@ pub(super) fn record_connection_error(
 }
 
 fn log_failure(record: &AuditRecord, error: &ProxyError) {
-    let subject = record
-        .principal
-        .as_ref()
-        .map(|principal| principal.subject.as_str());
+    let subject = record.principal.as_ref().map(AuditPrincipal::subject);
     match error {
         ProxyError::Denied { .. } => tracing::info!(
             enduser.id = subject,
-            db.operation.name = record.operation.as_deref(),
+            db.operation.name = record.operation,
             rule = record.rule.as_deref(),
             "Denied request"
         ),
         error if error.is_retryable() => tracing::warn!(
             %error,
-            db.operation.name = record.operation.as_deref(),
+            db.operation.name = record.operation,
             "Request failed"
         ),
         error => tracing::info!(
             %error,
-            db.operation.name = record.operation.as_deref(),
+            db.operation.name = record.operation,
             "Rejected request"
         ),
     }

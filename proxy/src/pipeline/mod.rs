@@ -50,6 +50,23 @@ pub struct Limits {
     pub max_account_response_bytes: usize,
 }
 
+/// The caller's TCP peer. Its text form, which every audit record carries, is made once per
+/// connection rather than per request.
+#[derive(Clone, Debug)]
+pub struct Client {
+    pub address: SocketAddr,
+    text: Arc<str>,
+}
+
+impl Client {
+    pub fn new(address: SocketAddr) -> Client {
+        Client {
+            address,
+            text: address.to_string().into(),
+        }
+    }
+}
+
 /// Everything a request needs, shared by all connections.
 #[derive(Debug)]
 pub struct Proxy {
@@ -91,9 +108,10 @@ impl Proxy {
     pub async fn handle(
         self: Arc<Self>,
         request: Request<RequestBody>,
-        peer: Option<SocketAddr>,
+        client: Option<Client>,
     ) -> Response<ProxyBody> {
-        let mut finish = Finish::start(&self, &request, peer);
+        let mut finish = Finish::start(&self, &request, client.as_ref());
+        let peer = client.map(|client| client.address);
         let (parts, body) = request.into_parts();
         let version = parts.version;
         let mut unread_body = Some(body);
@@ -189,10 +207,11 @@ impl Proxy {
                 decision.reason
             );
         }
-        finish.note_decision(&decision);
-        if !decision.is_allowed() {
+        let allowed = decision.is_allowed();
+        finish.note_decision(decision);
+        if !allowed {
             return Err(ProxyError::Denied {
-                operation: classified.request.operation.name(),
+                operation: classified.request.operation.name().to_owned(),
                 resource: display_resource(&classified),
             });
         }

@@ -24,7 +24,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use crate::pipeline::Proxy;
+use crate::pipeline::{Client, Proxy};
 pub(crate) use idle::InFlight;
 use workers::{WorkerSettings, Workers};
 
@@ -177,13 +177,15 @@ fn request_service(
 > + Clone
 + Unpin {
     let handler = Arc::clone(proxy);
+    let client = Client::new(peer);
     service_fn(move |request: Request<Incoming>| -> RequestFuture {
         let (parts, body) = request.into_parts();
         let (body, in_flight) = idle::track(activity.as_ref(), body);
         let request = Request::from_parts(parts, body);
         let handler = Arc::clone(&handler);
+        let client = client.clone();
         Box::pin(async move {
-            let response = handler.handle(request, Some(peer)).await;
+            let response = handler.handle(request, Some(client)).await;
             Ok(response.map(|body| idle::ResponseBody::new(body, in_flight)))
         })
     })

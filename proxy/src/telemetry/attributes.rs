@@ -16,13 +16,13 @@ pub(crate) const DB_SYSTEM: &str = "azure.cosmosdb";
 /// suggest, with the container (or database) as the target, or the HTTP method alone
 /// for a request that could not be classified.
 pub(crate) fn span_name(record: &AuditRecord) -> String {
-    let Some(operation) = &record.operation else {
-        return record.method.clone();
+    let Some(operation) = record.operation else {
+        return record.method.to_string();
     };
     match (&record.database, &record.container) {
         (Some(database), Some(container)) => format!("{operation} {database}.{container}"),
         (Some(database), None) => format!("{operation} {database}"),
-        _ => operation.clone(),
+        _ => operation.to_owned(),
     }
 }
 
@@ -30,7 +30,7 @@ pub(crate) fn span_name(record: &AuditRecord) -> String {
 pub(crate) fn span_attributes(record: &AuditRecord) -> Vec<KeyValue> {
     let mut attributes = vec![
         KeyValue::new("db.system.name", DB_SYSTEM),
-        KeyValue::new("http.request.method", record.method.clone()),
+        KeyValue::new("http.request.method", record.method.to_string()),
         KeyValue::new("url.path", record.path.clone()),
         KeyValue::new("http.response.status_code", i64::from(record.status)),
         KeyValue::new("cosmoguard.decision", record.decision),
@@ -43,16 +43,16 @@ pub(crate) fn span_attributes(record: &AuditRecord) -> Vec<KeyValue> {
     };
     push_text("db.namespace", record.database.as_deref());
     push_text("db.collection.name", record.container.as_deref());
-    push_text("db.operation.name", record.operation.as_deref());
+    push_text("db.operation.name", record.operation);
     push_text("cosmoguard.resource", record.resource.as_deref());
     push_text("cosmoguard.rule_id", record.rule.as_deref());
     push_text("cosmoguard.reason", record.reason.as_deref());
     push_text("cosmoguard.partition_key", record.partition_key.as_deref());
     push_text("cosmoguard.activity_id", record.activity_id.as_deref());
     if let Some(principal) = &record.principal {
-        push_text("enduser.id", Some(&principal.subject));
-        push_text("cosmoguard.subject", Some(&principal.subject));
-        push_text("cosmoguard.issuer", Some(&principal.issuer));
+        push_text("enduser.id", Some(principal.subject()));
+        push_text("cosmoguard.subject", Some(principal.subject()));
+        push_text("cosmoguard.issuer", Some(principal.issuer()));
     }
 
     if let Some(charge) = record.request_charge {

@@ -1,7 +1,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use cosmoguard_policy::Principal;
 use http::HeaderMap;
 use opentelemetry::trace::{SpanKind, Status, TraceId};
 use opentelemetry::{KeyValue, Value};
@@ -55,13 +57,13 @@ fn in_memory() -> (
 
 fn allowed_record() -> AuditRecord {
     AuditRecord {
-        time: "2025-01-01T00:00:00.000Z".to_owned(),
-        principal: Some(AuditPrincipal {
+        time: SystemTime::UNIX_EPOCH + Duration::from_secs(1_735_689_600),
+        principal: Some(AuditPrincipal::new(Arc::new(Principal {
             issuer: "https://issuer.example".to_owned(),
             subject: "alice".to_owned(),
-            name: None,
-        }),
-        operation: Some("read_item".to_owned()),
+            ..Principal::default()
+        }))),
+        operation: Some("read_item"),
         resource: Some("dbs/shop/colls/orders/docs/o-1".to_owned()),
         database: Some("shop".to_owned()),
         container: Some("orders".to_owned()),
@@ -74,9 +76,9 @@ fn allowed_record() -> AuditRecord {
         request_charge: Some(1.25),
         activity_id: Some("a1b2".to_owned()),
         upstream_duration_ms: Some(3.5),
-        method: "GET".to_owned(),
+        method: http::Method::GET,
         path: "/dbs/shop/colls/orders/docs/o-1".to_owned(),
-        client_address: Some("127.0.0.1:50000".to_owned()),
+        client_address: Some("127.0.0.1:50000".into()),
         completed: true,
         ..AuditRecord::default()
     }
@@ -169,7 +171,7 @@ fn client_error_leaves_status_unset() {
 #[test]
 fn unclassified_request_is_named_by_method() {
     let record = AuditRecord {
-        method: "POST".to_owned(),
+        method: http::Method::POST,
         status: 401,
         decision: "unauthenticated",
         ..AuditRecord::default()

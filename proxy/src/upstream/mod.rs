@@ -10,7 +10,7 @@ mod headers;
 mod pool;
 pub mod signing;
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Request, Response, StatusCode, Uri};
@@ -144,19 +144,20 @@ impl Upstream {
         parts: &mut http::request::Parts,
         classified: &Classified,
     ) -> Result<u64, ProxyError> {
-        let date = signing::format_date(SystemTime::now());
+        let date = signing::current_date();
+        let date_text = date
+            .to_str()
+            .map_err(|error| ProxyError::Credential(format!("invalid x-ms-date: {error}")))?;
         let signed = self
             .credential
             .authorization(
                 parts.method.as_str(),
                 classified.signing_resource_type,
                 &classified.signing_resource_link,
-                &date,
+                date_text,
             )
             .await
             .map_err(|error| ProxyError::Credential(error.to_string()))?;
-        let date = HeaderValue::from_str(&date)
-            .map_err(|error| ProxyError::Credential(format!("invalid x-ms-date: {error}")))?;
         parts.headers.insert("x-ms-date", date);
         parts
             .headers

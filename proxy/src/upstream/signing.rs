@@ -5,11 +5,14 @@
 //! `lower(verb) \n lower(resource type) \n resource link \n lower(x-ms-date) \n \n`. The
 //! resource link keeps its case, and the whole header value is percent-encoded.
 
+use std::cell::RefCell;
 use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
+use http::HeaderValue;
 use sha2::Sha256;
 
 /// An account key, decoded once and kept as an HMAC state with the key already absorbed,
@@ -59,20 +62,9 @@ impl MasterKey {
         resource_link: &str,
         date: &str,
     ) -> String {
-        let mut payload = String::with_capacity(
-            verb.len() + resource_type.len() + resource_link.len() + date.len() + 5,
-        );
-        push_lowercase(&mut payload, verb);
-        payload.push('\n');
-        push_lowercase(&mut payload, resource_type);
-        payload.push('\n');
-        payload.push_str(resource_link);
-        payload.push('\n');
-        push_lowercase(&mut payload, date);
-        payload.push_str("\n\n");
-        let mut mac = self.keyed.clone();
-        mac.update(payload.as_bytes());
-        STANDARD.encode(mac.finalize().into_bytes())
+        let mut encoded = [0; SIGNATURE_BASE64_BYTES];
+        self.encoded_signature(verb, resource_type, resource_link, date, &mut encoded)
+            .to_owned()
     }
 
     /// Returns the percent-encoded `Authorization` header value for one request.
@@ -83,24 +75,61 @@ impl MasterKey {
         resource_link: &str,
         date: &str,
     ) -> String {
-        let signature = self.signature(verb, resource_type, resource_link, date);
-        let mut value = String::with_capacity(64);
+        let mut encoded = [0; SIGNATURE_BASE64_BYTES];
+        let signature =
+            self.encoded_signature(verb, resource_type, resource_link, date, &mut encoded);
+        let mut value = String::with_capacity(AUTHORIZATION_CAPACITY);
         push_encoded(&mut value, "type=master&ver=1.0&sig=");
-        push_encoded(&mut value, &signature);
+        push_encoded(&mut value, signature);
         value
+    }
+
+    /// Writes the base64 signature into `encoded` and returns it. The payload goes into
+    /// the HMAC piece by piece, so signing an ASCII payload allocates nothing.
+    fn encoded_signature<'a>(
+        &self,
+        verb: &str,
+        resource_type: &str,
+        resource_link: &str,
+        date: &str,
+        encoded: &'a mut [u8; SIGNATURE_BASE64_BYTES],
+    ) -> &'a str {
+        let mut mac = self.keyed.clone();
+        update_lowercase(&mut mac, verb);
+        mac.update(b"\n");
+        update_lowercase(&mut mac, resource_type);
+        mac.update(b"\n");
+        mac.update(resource_link.as_bytes());
+        mac.update(b"\n");
+        update_lowercase(&mut mac, date);
+        mac.update(b"\n\n");
+        let length = STANDARD
+            .encode_slice(mac.finalize().into_bytes(), encoded)
+            .unwrap_or_else(|_| unreachable!("a SHA-256 digest is 44 base64 characters"));
+        std::str::from_utf8(&encoded[..length]).unwrap_or_else(|_| unreachable!("base64 is ASCII"))
     }
 }
 
-/// Appends `text` lowercased. The inputs are ASCII (verbs, resource types, RFC 1123 dates),
-/// and any other text is lowercased by Unicode rules.
-fn push_lowercase(out: &mut String, text: &str) {
-    if text.is_ascii() {
-        out.extend(
-            text.bytes()
-                .map(|byte| char::from(byte.to_ascii_lowercase())),
-        );
-    } else {
-        out.push_str(&text.to_lowercase());
+/// The length of a SHA-256 digest in padded base64.
+const SIGNATURE_BASE64_BYTES: usize = 44;
+
+/// Room for the percent-encoded header value: the prefix, and the signature with its
+/// `+`, `/` and `=` escaped.
+const AUTHORIZATION_CAPACITY: usize = 96;
+
+/// Adds `text` lowercased to the HMAC. The inputs are ASCII (verbs, resource types,
+/// RFC 1123 dates), and any other text is lowercased by Unicode rules.
+fn update_lowercase(mac: &mut Hmac<Sha256>, text: &str) {
+    if !text.is_ascii() {
+        mac.update(text.to_lowercase().as_bytes());
+        return;
+    }
+    let mut buffer = [0; 32];
+    for chunk in text.as_bytes().chunks(buffer.len()) {
+        let lowered = &mut buffer[..chunk.len()];
+        lowered.copy_from_slice(chunk);
+        lowered.make_ascii_lowercase();
+        mac.update(lowered);
     }
 }
 
@@ -126,8 +155,30 @@ fn push_encoded(out: &mut String, value: &str) {
 }
 
 /// Formats a time as the RFC 1123 date the `x-ms-date` header carries.
-pub fn format_date(time: std::time::SystemTime) -> String {
+pub fn format_date(time: SystemTime) -> String {
     httpdate::fmt_http_date(time)
+}
+
+/// Returns the `x-ms-date` value for now. The text changes once a second, so each thread
+/// formats it once a second and shares it with the requests of that second, as hyper does
+/// for the `Date` header.
+pub fn current_date() -> HeaderValue {
+    thread_local! {
+        static CURRENT: RefCell<Option<(u64, HeaderValue)>> = const { RefCell::new(None) };
+    }
+    let now = SystemTime::now();
+    let second = now
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    CURRENT.with_borrow_mut(|current| match current {
+        Some((formatted, value)) if *formatted == second => value.clone(),
+        _ => {
+            let value = HeaderValue::from_str(&format_date(now))
+                .unwrap_or_else(|_| unreachable!("RFC 1123 dates are visible ASCII"));
+            *current = Some((second, value.clone()));
+            value
+        }
+    })
 }
 
 #[cfg(test)]
