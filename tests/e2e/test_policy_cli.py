@@ -1,5 +1,6 @@
 """`cosmoguard policy check` and `policy explain` on policies whose time windows name a time
-zone, run as a policy author runs them."""
+zone, run as a policy author runs them, and every command that prints to standard output
+run with its output closed early."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 from e2e.conftest import require_binary
+from support.stack import REPO_DIR
 
 ZONED_POLICY = """version = 1
 
@@ -98,22 +100,98 @@ def test_explain_rejects_time_without_offset(tmp_path):
     assert "RFC 3339 date-time with an offset" in result.stderr
 
 
+def run_into_closed_pipe(*arguments: str) -> subprocess.CompletedProcess[str]:
+    """Run the binary with standard output on a pipe whose read end is already closed, as
+    it is once a reader such as `head` has read all it needed."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run(
+            [str(require_binary()), *arguments],
+            stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60,
+        )
+    finally:
+        os.close(write_end)
+
+
 def test_explain_output_closed_early_exits_cleanly(tmp_path):
     """A reader such as `head` that closes the pipe early ends explain without a panic."""
     policy = tmp_path / "policy.toml"
     policy.write_text(ZONED_POLICY, encoding="utf-8")
     claims = tmp_path / "claims.json"
     claims.write_text(json.dumps(CLAIMS), encoding="utf-8")
-    read_end, write_end = os.pipe()
-    os.close(read_end)
-    try:
-        result = subprocess.run(
-            [str(require_binary()), "policy", "explain", "--policy", str(policy),
-             "--claims", str(claims), "--request", "GET /dbs/shop/colls/orders/docs/1",
-             "--at", "2027-01-04T14:30:00Z"],
-            stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60,
-        )
-    finally:
-        os.close(write_end)
+    result = run_into_closed_pipe(
+        "policy", "explain", "--policy", str(policy), "--claims", str(claims),
+        "--request", "GET /dbs/shop/colls/orders/docs/1", "--at", "2027-01-04T14:30:00Z",
+    )
+    assert "panicked" not in result.stderr
+    assert result.returncode == 0, result.stderr
+
+
+def test_check_output_closed_early_exits_cleanly(tmp_path):
+    policy = tmp_path / "policy.toml"
+    policy.write_text(ZONED_POLICY, encoding="utf-8")
+    result = run_into_closed_pipe("policy", "check", str(policy))
+    assert "panicked" not in result.stderr
+    assert result.returncode == 0, result.stderr
+
+
+def test_check_output_closed_early_keeps_failure(tmp_path):
+    """A policy with errors still fails the check when its error lines cannot be written."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text(ZONED_POLICY.replace("Asia/Tokyo", "Asia/Tokio"), encoding="utf-8")
+    result = run_into_closed_pipe("policy", "check", str(policy))
+    assert "panicked" not in result.stderr
+    assert result.returncode == 1, result.stderr
+    assert "policy.toml: 1 error" in result.stderr
+
+
+def test_import_azure_output_closed_early_exits_cleanly():
+    examples = REPO_DIR / "policy" / "examples" / "azure"
+    result = run_into_closed_pipe(
+        "policy", "import-azure",
+        "--definitions", str(examples / "role-definitions.json"),
+        "--assignments", str(examples / "role-assignments.json"),
+    )
+    assert "panicked" not in result.stderr
+    assert result.returncode == 0, result.stderr
+
+
+def test_sign_output_closed_early_exits_cleanly():
+    result = run_into_closed_pipe(
+        "sign", "--key", "a2V5", "--verb", "GET", "--resource-type", "dbs",
+        "--resource-link", "dbs/shop", "--date", "Thu, 27 Apr 2017 00:51:12 GMT",
+    )
+    assert "panicked" not in result.stderr
+    assert result.returncode == 0, result.stderr
+
+
+CONFIG = """[listener]
+address = "127.0.0.2:8443"
+[listener.tls]
+certificate = "proxy.pem"
+private_key = "proxy-key.pem"
+
+[upstream]
+endpoint = "https://127.0.0.1:8081"
+[upstream.credential]
+kind = "key"
+key_file = "account.key"
+
+[[issuers]]
+issuer = "https://127.0.0.1:8080"
+audiences = ["api://cosmoguard"]
+
+[policy]
+file = "policy.toml"
+"""
+
+
+def test_config_check_output_closed_early_exits_cleanly(tmp_path):
+    """`cosmoguard check` on a configuration whose certificates are on another machine."""
+    config = tmp_path / "cosmoguard.toml"
+    config.write_text(CONFIG, encoding="utf-8")
+    (tmp_path / "policy.toml").write_text(ZONED_POLICY, encoding="utf-8")
+    result = run_into_closed_pipe("check", "--config", str(config), "--skip-missing-files")
     assert "panicked" not in result.stderr
     assert result.returncode == 0, result.stderr

@@ -2,6 +2,7 @@
 
 pub mod policy;
 
+use std::io::{self, Write};
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -52,17 +53,22 @@ pub fn check(config_path: &Path, require_files: bool) -> anyhow::Result<()> {
     let config =
         Config::load_with(config_path, options).map_err(|errors| anyhow::anyhow!("{errors}"))?;
     let policy_path = config.policy_path();
-    if require_files || policy_path.is_file() {
+    let policy_checked = require_files || policy_path.is_file();
+    if policy_checked {
         crate::run::load_policy(&policy_path)?;
-        println!("{}: OK", policy_path.display());
-    } else {
-        println!(
-            "{}: not found on this machine; not checked",
-            policy_path.display()
-        );
     }
-    println!("{}: OK", config_path.display());
-    Ok(())
+    write_stdout(|out| {
+        if policy_checked {
+            writeln!(out, "{}: OK", policy_path.display())?;
+        } else {
+            writeln!(
+                out,
+                "{}: not found on this machine; not checked",
+                policy_path.display()
+            )?;
+        }
+        writeln!(out, "{}: OK", config_path.display())
+    })
 }
 
 /// Prints the Authorization header value for one request.
@@ -84,9 +90,31 @@ pub fn sign(arguments: &SignArgs) -> anyhow::Result<()> {
         &arguments.resource_link,
         &date,
     );
-    println!("{header}");
+    write_stdout(|out| writeln!(out, "{header}"))?;
     if arguments.date.is_none() {
         eprintln!("x-ms-date: {date}");
     }
     Ok(())
 }
+
+/// Writes a command's output to standard output and flushes it. A closed pipe is not an
+/// error, because the reader (such as `head`) closed it after reading all it needed. The
+/// command still returns its own result, so a failed check keeps its exit status.
+pub(crate) fn write_stdout(
+    write: impl FnOnce(&mut io::StdoutLock<'static>) -> io::Result<()>,
+) -> anyhow::Result<()> {
+    write_ignoring_broken_pipe(&mut io::stdout().lock(), write)
+}
+
+fn write_ignoring_broken_pipe<W: Write>(
+    out: &mut W,
+    write: impl FnOnce(&mut W) -> io::Result<()>,
+) -> anyhow::Result<()> {
+    match write(out).and_then(|()| out.flush()) {
+        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        result => Ok(result.context("failed to write to standard output")?),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -8,6 +8,7 @@ use anyhow::{Context as _, bail};
 use cosmoguard_policy::{Context, Effect, Explanation, OperationKind, Policy};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
+use super::write_stdout;
 use crate::classify;
 use crate::identity::{ClaimMapping, principal_from_claims};
 
@@ -94,12 +95,15 @@ fn read(path: &Path, what: &str) -> anyhow::Result<String> {
 fn check(file: &Path, deny_warnings: bool) -> anyhow::Result<()> {
     let text = read(file, "policy file")?;
     let report = cosmoguard_policy::check(&text, &file.display().to_string());
-    for error in &report.errors {
-        println!("{error}");
-    }
-    for warning in &report.warnings {
-        println!("{warning}");
-    }
+    write_stdout(|out| {
+        for error in &report.errors {
+            writeln!(out, "{error}")?;
+        }
+        for warning in &report.warnings {
+            writeln!(out, "{warning}")?;
+        }
+        Ok(())
+    })?;
     if !report.errors.is_empty() {
         let count = report.errors.len();
         bail!(
@@ -112,12 +116,14 @@ fn check(file: &Path, deny_warnings: bool) -> anyhow::Result<()> {
         bail!("{}: {} warnings", file.display(), report.warnings.len());
     }
     let rules = report.policy.as_ref().map_or(0, Policy::rule_count);
-    println!(
-        "{}: OK ({rules} rules, {} warnings)",
-        file.display(),
-        report.warnings.len()
-    );
-    Ok(())
+    write_stdout(|out| {
+        writeln!(
+            out,
+            "{}: OK ({rules} rules, {} warnings)",
+            file.display(),
+            report.warnings.len()
+        )
+    })
 }
 
 fn explain(arguments: &ExplainArgs) -> anyhow::Result<()> {
@@ -152,16 +158,11 @@ fn explain(arguments: &ExplainArgs) -> anyhow::Result<()> {
         unix_time: arguments.unix_time.or(arguments.at).unwrap_or_else(now),
     };
     let explanation = policy.explain(&principal, &classified.request, &context);
-    let mut out = std::io::stdout().lock();
-    let written = if arguments.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&explanation)?)
+    if arguments.json {
+        let json = serde_json::to_string_pretty(&explanation)?;
+        write_stdout(|out| writeln!(out, "{json}"))
     } else {
-        write_explanation(&mut out, &explanation)
-    };
-    match written.and_then(|()| out.flush()) {
-        // A reader that stops early, such as `head`, closed the pipe after it read enough.
-        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        result => Ok(result.context("cannot write the explanation to standard output")?),
+        write_stdout(|out| write_explanation(out, &explanation))
     }
 }
 
@@ -256,8 +257,7 @@ fn import_azure(definitions: &Path, assignments: &Path) -> anyhow::Result<()> {
     for warning in &imported.warnings {
         eprintln!("warning: {warning}");
     }
-    print!("{}", imported.policy);
-    Ok(())
+    write_stdout(|out| write!(out, "{}", imported.policy))
 }
 
 fn now() -> i64 {
