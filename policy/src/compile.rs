@@ -769,10 +769,12 @@ fn compile_hours(
     zone: &Zone,
     diagnostics: &mut Diagnostics<'_>,
 ) -> Option<Condition> {
-    let parsed = hours
-        .get_ref()
-        .split_once('-')
-        .and_then(|(start, end)| Some((parse_clock(start.trim())?, parse_clock(end.trim())?)));
+    let parsed = hours.get_ref().split_once('-').and_then(|(start, end)| {
+        Some((
+            parse_clock(start.trim(), false)?,
+            parse_clock(end.trim(), true)?,
+        ))
+    });
     match parsed {
         Some((start, end)) if start != end => Some(Condition::Hours {
             start,
@@ -790,7 +792,8 @@ fn compile_hours(
             diagnostics.error(
                 hours.span(),
                 format!(
-                    "invalid `hours` `{}`; expected `HH:MM-HH:MM` in {zone}, such as `08:00-18:00`",
+                    "invalid `hours` `{}`; expected `HH:MM-HH:MM` in {zone} with two-digit hours \
+                     00-23 and minutes 00-59, such as `08:00-18:00` (`24:00` may end the window)",
                     hours.get_ref()
                 ),
             );
@@ -799,13 +802,24 @@ fn compile_hours(
     }
 }
 
-/// Parses `HH:MM` (`24:00` for the end of the day) into minutes since midnight.
-fn parse_clock(text: &str) -> Option<u32> {
+/// Parses two-digit `HH:MM` on the 24-hour clock into minutes since midnight. `24:00`, the
+/// end of the day, is accepted only when `end_of_day` is set.
+fn parse_clock(text: &str, end_of_day: bool) -> Option<u32> {
     let (hours, minutes) = text.split_once(':')?;
-    let hours: u32 = hours.parse().ok()?;
-    let minutes: u32 = minutes.parse().ok()?;
-    let total = hours * 60 + minutes;
-    (minutes < 60 && total <= 24 * 60).then_some(total)
+    match (two_digits(hours)?, two_digits(minutes)?) {
+        (24, 0) if end_of_day => Some(24 * 60),
+        (hours @ 0..=23, minutes @ 0..=59) => Some(hours * 60 + minutes),
+        _ => None,
+    }
+}
+
+/// Parses exactly two ASCII digits, so `8`, `+8` and `008` are rejected.
+fn two_digits(text: &str) -> Option<u32> {
+    let &[tens, ones] = text.as_bytes() else {
+        return None;
+    };
+    (tens.is_ascii_digit() && ones.is_ascii_digit())
+        .then(|| u32::from(tens - b'0') * 10 + u32::from(ones - b'0'))
 }
 
 fn compile_time(

@@ -155,6 +155,42 @@ fn unused_time_zone_warns() {
 }
 
 #[test]
+fn hours_need_two_digit_clock_times() {
+    for hours in [
+        "8:0-17:00",
+        "8:00-17:00",
+        "08:0-17:00",
+        "08:00-7:00",
+        "+8:00-17:00",
+        "008:00-17:00",
+        "08:00-17:00-19:00",
+        "0800-1700",
+        "24:00-06:00",
+        "25:00-06:00",
+        "08:60-17:00",
+        "08:00-24:01",
+        "08:00-24:30",
+    ] {
+        let found = messages(&report(&when_table(&format!("hours = \"{hours}\"\n"))).errors);
+        assert_eq!(found.len(), 1, "{hours}: {found:#?}");
+        assert!(
+            found[0].contains(&format!("invalid `hours` `{hours}`")),
+            "{found:#?}"
+        );
+        assert!(found[0].contains("expected `HH:MM-HH:MM`"), "{found:#?}");
+    }
+}
+
+#[test]
+fn hours_accept_full_clock_range() {
+    for hours in ["00:00-23:59", "22:00-06:00", "08:30-24:00", "00:00-24:00"] {
+        let report = report(&when_table(&format!("hours = \"{hours}\"\n")));
+        assert!(report.errors.is_empty(), "{hours}: {:?}", report.errors);
+        assert!(report.warnings.is_empty(), "{hours}: {:?}", report.warnings);
+    }
+}
+
+#[test]
 fn local_times_at_a_clock_change_are_errors() {
     let report = report(&when_table(
         "time_zone = \"Europe/Berlin\"\nnot_before = 2026-10-25T02:30:00\nnot_after = 2026-03-29T02:30:00\n",
