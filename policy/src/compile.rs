@@ -440,6 +440,7 @@ pub(crate) fn compile_principal(
     diagnostics: &mut Diagnostics<'_>,
 ) -> Condition {
     let principal = file.get_ref();
+    let errors_before = diagnostics.errors.len();
     let mut tests = Vec::new();
     let single = |text: &Option<Spanned<String>>, diagnostics: &mut Diagnostics<'_>| {
         text.as_ref()
@@ -476,7 +477,8 @@ pub(crate) fn compile_principal(
         diagnostics,
     );
 
-    if tests.is_empty() {
+    // A test that failed to compile has its own error, and the matcher was not empty.
+    if tests.is_empty() && diagnostics.errors.len() == errors_before {
         diagnostics.warning(
             file.span(),
             "empty principal matcher: it matches every authenticated caller",
@@ -628,6 +630,8 @@ pub(crate) fn compile_condition(
         Some(name) => compile_zone(name, condition, diagnostics),
         None => outer_zone.clone(),
     };
+    // Counted after the zone, so an unknown `time_zone` alone still gets the empty warning.
+    let errors_before = diagnostics.errors.len();
     let mut tests = Vec::new();
     if let Some(principal) = &condition.principal {
         tests.push(compile_principal(principal, diagnostics));
@@ -681,7 +685,8 @@ pub(crate) fn compile_condition(
         diagnostics,
     );
 
-    if tests.is_empty() {
+    // A test that failed to compile has its own error, and the table was not empty.
+    if tests.is_empty() && diagnostics.errors.len() == errors_before {
         diagnostics.warning(file.span(), "empty `when` condition: it always holds");
     }
     Condition::All(tests.into())

@@ -191,6 +191,66 @@ fn hours_accept_full_clock_range() {
 }
 
 #[test]
+fn failed_when_test_is_not_empty_table() {
+    for body in [
+        "hours = \"8-18\"\n",
+        "not_before = \"yesterday\"\n",
+        "claims = { level = { over = 3 } }\n",
+        "[[rules.when.any]]\nhours = \"8-18\"\n",
+    ] {
+        let report = report(&when_table(body));
+        let found = messages(&report.errors);
+        assert_eq!(found.len(), 1, "{body}: {found:#?}");
+        assert!(report.warnings.is_empty(), "{body}: {:?}", report.warnings);
+    }
+}
+
+#[test]
+fn empty_when_table_warns() {
+    for body in ["", "claims = {}\n", "[[rules.when.any]]\n"] {
+        let report = report(&when_table(body));
+        assert!(report.errors.is_empty(), "{body}: {:?}", report.errors);
+        assert!(
+            report
+                .warnings
+                .iter()
+                .any(|warning| warning.message.contains("empty `when` condition")),
+            "{body}: {:?}",
+            report.warnings
+        );
+    }
+}
+
+#[test]
+fn zone_error_keeps_empty_when_warning() {
+    let report = report(&when_table("time_zone = \"Europe/Berln\"\n"));
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|warning| warning.message.contains("empty `when` condition")),
+        "{:?}",
+        report.warnings
+    );
+}
+
+#[test]
+fn failed_principal_test_is_not_empty_matcher() {
+    let text = format!(
+        "{HEADER}[[rules]]\nid = \"a\"\nactions = [\"items/read\"]\nscopes = [\"/\"]\nprincipal = {{ subject = \"{{claims.tid\" }}\n"
+    );
+    let report = report(&text);
+    let found = messages(&report.errors);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0].contains("invalid pattern `{claims.tid`"),
+        "{found:#?}"
+    );
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+}
+
+#[test]
 fn local_times_at_a_clock_change_are_errors() {
     let report = report(&when_table(
         "time_zone = \"Europe/Berlin\"\nnot_before = 2026-10-25T02:30:00\nnot_after = 2026-03-29T02:30:00\n",
