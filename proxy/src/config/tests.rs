@@ -305,3 +305,32 @@ fn rejects_telemetry_ca_file_without_certificate() {
     };
     assert!(Config::parse_with(&text, &path, unchecked).is_ok());
 }
+
+#[test]
+fn rejects_empty_telemetry_tls_path() {
+    for key in ["ca_file", "client_certificate_file", "client_key_file"] {
+        let text = format!(
+            "{VALID}\n[telemetry]\nendpoint = \"https://collector.example:4317\"\n{key} = \"\"\n"
+        );
+        let line = text.lines().count();
+        let (_directory, path) = fixture();
+        for require_files in [true, false] {
+            let options = CheckOptions { require_files };
+            let errors = Config::parse_with(&text, &path, options).unwrap_err();
+            let report = errors.to_string();
+            assert_eq!(errors.0.len(), 1, "{report}");
+            let error = &errors.0[0];
+            assert_eq!(error.line, line, "{report}");
+            assert!(
+                error
+                    .message
+                    .starts_with(&format!("telemetry.{key}: the path is empty")),
+                "{report}"
+            );
+            assert!(
+                error.message.contains(&format!("remove telemetry.{key}")),
+                "{report}"
+            );
+        }
+    }
+}

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
-use super::{CheckOptions, Config};
+use super::{CheckOptions, Config, TelemetryConfig};
 
 mod credential;
 
@@ -335,12 +335,17 @@ fn check_observability(checker: &mut Checker<'_>) {
     check_telemetry_tls(checker);
 }
 
-/// Reports the first problem with the `[telemetry]` TLS files, at the line of the file's
-/// key when it is about one file.
+/// Reports every empty `[telemetry]` TLS path, else the first problem with the TLS files,
+/// at the line of the file's key when it is about one file.
 fn check_telemetry_tls(checker: &mut Checker<'_>) {
     let Some(telemetry) = &checker.config.telemetry else {
         return;
     };
+    // An empty path resolves to the configuration's own directory, so reading it would fail
+    // with a message about a path that the configuration does not name.
+    if report_empty_tls_paths(checker, telemetry) {
+        return;
+    }
     let read_files = checker.options.require_files;
     let Err(problem) =
         crate::telemetry::check_tls_config(telemetry, &checker.config.base_dir, read_files)
@@ -354,4 +359,33 @@ fn check_telemetry_tls(checker: &mut Checker<'_>) {
         _ => None,
     };
     checker.error_at(path.map(Spanned::span), problem.message);
+}
+
+/// Reports each `[telemetry]` TLS file key whose path is empty or blank, and returns
+/// whether it found one.
+fn report_empty_tls_paths(checker: &mut Checker<'_>, telemetry: &TelemetryConfig) -> bool {
+    let files = [
+        ("telemetry.ca_file", &telemetry.ca_file),
+        (
+            "telemetry.client_certificate_file",
+            &telemetry.client_certificate_file,
+        ),
+        ("telemetry.client_key_file", &telemetry.client_key_file),
+    ];
+    let mut found_empty = false;
+    for (key, path) in files {
+        let Some(path) = path else {
+            continue;
+        };
+        if path.get_ref().to_string_lossy().trim().is_empty() {
+            checker.error_at(
+                Some(path.span()),
+                format!(
+                    "{key}: the path is empty; remove {key}, or set it to the path of a PEM file"
+                ),
+            );
+            found_empty = true;
+        }
+    }
+    found_empty
 }
