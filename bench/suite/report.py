@@ -314,6 +314,23 @@ def callgrind_section(profiles):
         lines.append(f"| {row['instructions'] / requests:,.0f} | {row['percent']:.1f}% | `{clip(function)}` |")
         if len(seen) >= 15:
             break
+    lines += ["", allocation_section(data, requests)]
+    return "\n".join(lines)
+
+
+def allocation_section(data, requests):
+    """Heap allocations and task polls per request, from the callgrind run's call counts."""
+    if "allocations" not in data:
+        return "The callgrind run did not count calls."
+    lines = [f"Per request the proxy made {data['allocations'] / requests:.1f} heap allocations "
+             f"({data['frees'] / requests:.1f} frees) and {data['task_polls'] / requests:.1f} task polls "
+             "(each run of a woken Tokio task), counted as calls in the same run. Allocations by calling function:", "",
+             "| Allocations/request | Calling function |", "|---|---|"]
+    for row in data.get("allocating_callers", [])[:15]:
+        per_request = row["calls"] / requests
+        if per_request < 0.5:
+            break
+        lines.append(f"| {per_request:.1f} | `{clip(short_function(row['function']))}` |")
     return "\n".join(lines)
 
 

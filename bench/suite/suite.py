@@ -402,7 +402,11 @@ class Suite:
         annotate = subprocess.run(["callgrind_annotate", "--threshold=99", files[-1]], capture_output=True, text=True).stdout
         annotate_inclusive = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=99", files[-1]],
                                             capture_output=True, text=True).stdout
-        return {"requests": load.get("requests", 0), "self": parse_callgrind(annotate), "inclusive": parse_callgrind(annotate_inclusive)}
+        calls = parse_callgrind_calls(files[-1])
+        return {"requests": load.get("requests", 0), "self": parse_callgrind(annotate), "inclusive": parse_callgrind(annotate_inclusive),
+                "allocations": calls_to(calls, ALLOCATING_FUNCTIONS), "frees": calls_to(calls, FREEING_FUNCTIONS),
+                "task_polls": calls_to(calls, TASK_POLL_FUNCTIONS),
+                "allocating_callers": callers_of(calls, ALLOCATING_FUNCTIONS)[:25]}
 
     def run_criterion(self):
         home = f"{self.work}/criterion"
@@ -439,6 +443,49 @@ def parse_strace(path):
             calls = int(fields[3])
             rows.append({"syscall": fields[-1], "calls": calls, "seconds": float(fields[1])})
     return rows
+
+
+# The allocator's entry points as callgrind names them (jemalloc's prefixed symbols, or
+# glibc's in a build without jemalloc), and tokio's task poll, each run of a woken task.
+ALLOCATING_FUNCTIONS = re.compile(r"^(_rjem_)?(malloc|calloc|realloc|mallocx|rallocx)$")
+FREEING_FUNCTIONS = re.compile(r"^(_rjem_)?(free|sdallocx|dallocx)$")
+TASK_POLL_FUNCTIONS = re.compile(r"^tokio::runtime::task::raw::poll$")
+
+
+def parse_callgrind_calls(path):
+    """Reads the call counts of a callgrind output file: {(caller, callee): calls}."""
+    names = {}
+    calls = {}
+    caller = callee = None
+    with open(path, errors="replace") as file:
+        for line in file:
+            match = re.match(r"^(c?fn)=\((\d+)\)(?: (.*))?$", line.rstrip("\n"))
+            if match:
+                kind, ident, name = match.groups()
+                if name:
+                    names[ident] = name
+                if kind == "fn":
+                    caller = ident
+                else:
+                    callee = ident
+                continue
+            if line.startswith("calls=") and callee is not None:
+                key = (caller, callee)
+                calls[key] = calls.get(key, 0) + int(line[len("calls="):].split()[0])
+    return {(names.get(caller, caller), names.get(callee, callee)): count for (caller, callee), count in calls.items()}
+
+
+def calls_to(calls, pattern):
+    return sum(count for (_caller, callee), count in calls.items() if pattern.search(callee))
+
+
+def callers_of(calls, pattern):
+    """Returns [{"function", "calls"}] of the callers of matching functions, most calls first."""
+    by_caller = {}
+    for (caller, callee), count in calls.items():
+        if pattern.search(callee):
+            by_caller[caller] = by_caller.get(caller, 0) + count
+    return [{"function": name, "calls": count} for name, count in sorted(by_caller.items(), key=lambda item: -item[1])]
 
 
 def parse_callgrind(text):
