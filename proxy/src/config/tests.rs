@@ -307,6 +307,32 @@ fn rejects_telemetry_ca_file_without_certificate() {
 }
 
 #[test]
+fn rejects_empty_file_paths() {
+    for (key, line) in [
+        ("listener.tls.certificate", "certificate = \"proxy.pem\""),
+        ("upstream.ca_file", "ca_file = \"ca.pem\""),
+        ("upstream.credential.key_file", "key_file = \"account.key\""),
+        ("policy.file", "file = \"policy.toml\""),
+    ] {
+        let emptied = format!("{} = \"\"", line.split(' ').next().unwrap());
+        let text = VALID.replace(line, &emptied);
+        let line_number = text.lines().position(|text| text == emptied).unwrap() + 1;
+        let (_directory, path) = fixture();
+        for require_files in [true, false] {
+            let options = CheckOptions { require_files };
+            let errors = Config::parse_with(&text, &path, options).unwrap_err();
+            let report = errors.to_string();
+            assert_eq!(errors.0.len(), 1, "{report}");
+            assert_eq!(errors.0[0].line, line_number, "{report}");
+            assert_eq!(
+                errors.0[0].message,
+                format!("{key}: the path is empty; set it to the path of a file"),
+            );
+        }
+    }
+}
+
+#[test]
 fn rejects_empty_telemetry_tls_path() {
     for key in ["ca_file", "client_certificate_file", "client_key_file"] {
         let text = format!(

@@ -134,6 +134,15 @@ impl Checker<'_> {
     }
 
     fn require_file(&mut self, key: &str, path: &Spanned<PathBuf>) {
+        // An empty path resolves to the configuration's own directory, so the message
+        // would name a directory the operator never wrote.
+        if path.get_ref().to_string_lossy().trim().is_empty() {
+            self.error_at(
+                Some(path.span()),
+                format!("{key}: the path is empty; set it to the path of a file"),
+            );
+            return;
+        }
         if !self.options.require_files {
             return;
         }
