@@ -163,9 +163,9 @@ fn post_feed_kind(
     headers: &HeaderMap,
 ) -> Result<OperationKind, ClassifyError> {
     let query = headers::is_query(headers)?;
-    let query_plan = headers::flag(headers, headers::IS_QUERY_PLAN)?;
-    let upsert = headers::flag(headers, headers::IS_UPSERT)?;
-    let batch = headers::flag(headers, headers::IS_BATCH)?;
+    let query_plan = headers::flag(headers, &headers::IS_QUERY_PLAN)?;
+    let upsert = headers::flag(headers, &headers::IS_UPSERT)?;
+    let batch = headers::flag(headers, &headers::IS_BATCH)?;
 
     let set = [query, query_plan, upsert, batch]
         .iter()
@@ -229,7 +229,7 @@ fn request_properties(
     );
     Ok(RequestProperties {
         max_item_count: headers::max_item_count(headers)?,
-        consistency_level: headers::text(headers, headers::CONSISTENCY_LEVEL),
-        cross_partition: fans_out && !headers.contains_key(headers::PARTITION_KEY),
+        consistency_level: headers::text(headers, &headers::CONSISTENCY_LEVEL),
+        cross_partition: fans_out && !headers.contains_key(&headers::PARTITION_KEY),
     })
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use cosmoguard_policy::{Decision, Principal, data_action};
-use http::{HeaderMap, Request, Response};
+use http::{HeaderMap, HeaderName, Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 
@@ -99,9 +99,9 @@ impl Finish {
 
     pub(super) fn note_upstream<B>(&mut self, response: &Response<B>, elapsed: Duration) {
         let headers = response.headers();
-        self.record.substatus = header_number(headers, "x-ms-substatus");
-        self.record.request_charge = header_number(headers, "x-ms-request-charge");
-        self.record.activity_id = header_text(headers, "x-ms-activity-id");
+        self.record.substatus = header_number(headers, &SUBSTATUS);
+        self.record.request_charge = header_number(headers, &REQUEST_CHARGE);
+        self.record.activity_id = header_text(headers, &ACTIVITY_ID);
         self.record.upstream_duration_ms = Some(elapsed.as_secs_f64() * 1000.0);
     }
 
@@ -247,11 +247,15 @@ fn log_failure(record: &AuditRecord, error: &ProxyError) {
     }
 }
 
-fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+static SUBSTATUS: HeaderName = HeaderName::from_static("x-ms-substatus");
+static REQUEST_CHARGE: HeaderName = HeaderName::from_static("x-ms-request-charge");
+static ACTIVITY_ID: HeaderName = HeaderName::from_static("x-ms-activity-id");
+
+fn header_text(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
     headers.get(name)?.to_str().ok().map(str::to_owned)
 }
 
-fn header_number<T: std::str::FromStr>(headers: &HeaderMap, name: &str) -> Option<T> {
+fn header_number<T: std::str::FromStr>(headers: &HeaderMap, name: &HeaderName) -> Option<T> {
     headers.get(name)?.to_str().ok()?.trim().parse().ok()
 }
 

@@ -17,6 +17,9 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::UPGRADE,
 ];
 
+/// The date the signature covers, which the proxy sets afresh.
+pub(super) static X_MS_DATE: HeaderName = HeaderName::from_static("x-ms-date");
+
 /// Removes hop-by-hop headers, including those the `Connection` header lists.
 fn remove_hop_by_hop(headers: &mut HeaderMap) {
     let listed: Vec<HeaderName> = headers
@@ -37,7 +40,7 @@ pub(super) fn prepare_request_headers(headers: &mut HeaderMap, host: Option<&Hea
     remove_hop_by_hop(headers);
     headers.remove(header::AUTHORIZATION);
     headers.remove(header::DATE);
-    headers.remove("x-ms-date");
+    headers.remove(&X_MS_DATE);
     headers.remove(header::HOST);
     if let Some(host) = host {
         headers.insert(header::HOST, host.clone());

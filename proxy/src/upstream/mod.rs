@@ -158,7 +158,7 @@ impl Upstream {
             )
             .await
             .map_err(|error| ProxyError::Credential(error.to_string()))?;
-        parts.headers.insert("x-ms-date", date);
+        parts.headers.insert(&headers::X_MS_DATE, date);
         parts
             .headers
             .insert(http::header::AUTHORIZATION, signed.header);
