@@ -27,7 +27,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 use crate::body::{CHUNK_BYTES, RepeatBody};
@@ -50,16 +50,7 @@ where
     Fut: Future<Output = Response<ServerBody>> + Send + 'static,
 {
     let builder = auto::Builder::new(TokioExecutor::new());
-    loop {
-        let (stream, _peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                eprintln!("accept failed: {error}");
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+    accept_each(listener, move |stream| {
         let handler = handler.clone();
         let builder = builder.clone();
         let tls = tls.clone();
@@ -85,6 +76,24 @@ where
             };
             drop(result);
         });
+    })
+    .await;
+}
+
+/// Accepts connections on `listener` until the process ends, and passes each to
+/// `on_connection` with TCP_NODELAY set. A failed accept is logged and retried after 20 ms.
+pub async fn accept_each(listener: TcpListener, mut on_connection: impl FnMut(TcpStream)) {
+    loop {
+        let (stream, _peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                eprintln!("accept failed: {error}");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        on_connection(stream);
     }
 }
 

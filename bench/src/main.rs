@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use cosmoguard_bench::client::Target;
-use cosmoguard_bench::{backend, idle, idp, load, mint, policy_gen, stream, tls};
+use cosmoguard_bench::{backend, idle, idp, load, mint, passthrough, policy_gen, stream, tls};
 use http::{HeaderName, HeaderValue, Method};
 use jsonwebtoken::Algorithm;
 
@@ -39,6 +39,15 @@ enum Command {
         /// Size in bytes of the streamed feed response.
         #[arg(long, default_value_t = 256 * 1024 * 1024)]
         stream_bytes: u64,
+    },
+    /// Forward HTTP/1.1 to an upstream with no authentication, policy or logging of requests.
+    Passthrough {
+        /// The socket address to listen on.
+        #[arg(long)]
+        address: SocketAddr,
+        /// The upstream's socket address, reached over plain HTTP/1.1.
+        #[arg(long)]
+        upstream: SocketAddr,
     },
     /// Serve the OIDC discovery document, the JWKS and a managed-identity token endpoint.
     Idp {
@@ -218,6 +227,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             };
             backend::run(address, acceptor, backend::BackendOptions { stream_bytes }).await
         }
+        Command::Passthrough { address, upstream } => passthrough::run(address, upstream).await,
         Command::Idp {
             address,
             rsa_key,
