@@ -8,6 +8,8 @@ IDP_PORT = 19110
 NGINX_PORT = 19120
 NGINX_TLS_PORT = 19121
 NGINX_H2_PORT = 19122
+# The minimal hyper pass-through (`cosmoguard-bench passthrough`) to the plain backend.
+PASSTHROUGH_PORT = 19125
 PROXY_PORT = 19130
 PROXY_ADMIN_PORT = 19131
 

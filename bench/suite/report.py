@@ -113,6 +113,20 @@ def format_ns(value):
     return f"{value:,.0f} ns"
 
 
+def passthrough_floor_row(cg, nginx, passthrough):
+    """Returns an informational targets row that compares the minimal hyper pass-through's CPU
+    per request at 64 connections with nginx's and with Cosmoguard's. Returns None when the
+    pass-through or nginx was not measured."""
+    if not passthrough or not nginx or passthrough["cpu64"] is None or nginx["cpu64"] is None:
+        return None
+    floor = passthrough["cpu64"]
+    figure = f"{number(floor, 1)} µs vs nginx {number(nginx['cpu64'], 1)} µs ({number(floor / nginx['cpu64'], 2)}×)"
+    if cg and cg["cpu64"] is not None:
+        figure += f"; Cosmoguard {number(cg['cpu64'], 1)} µs, {number(cg['cpu64'] - floor, 1)} µs above the floor"
+    return ("Minimal hyper pass-through's CPU per request against nginx's (at 64 connections, saturated)",
+            figure, "informational")
+
+
 def target_rows(results, summary):
     rows = []
     cg, nginx, direct = summary.get("cg-cached"), summary.get("nginx"), summary.get("direct")
@@ -125,6 +139,9 @@ def target_rows(results, summary):
         ratio = ours / theirs if ours and theirs else None
         rows.append(("Requests/s at 64 connections ≥ 0.95 × nginx",
                      f"{number(ours)} vs {number(theirs)} ({number(ratio, 2)}×)", verdict(None if ratio is None else ratio >= 0.95)))
+    passthrough_row = passthrough_floor_row(cg, nginx, summary.get("passthrough"))
+    if passthrough_row:
+        rows.append(passthrough_row)
     if cg and direct and cg["p50"] is not None and direct["p50"] is not None:
         added50 = cg["p50"] - direct["p50"]
         added99 = cg["p99"] - direct["p99"]
@@ -419,6 +436,10 @@ rounds' percentiles. CPU: utime + stime of the server process (nginx: master and
 direct: the backend) from `/proc/PID/stat` before and after, divided by the requests of that
 run; the clock tick is 10 ms. nginx runs 2 workers with upstream keep-alive and a buffered
 access log (`buffer=64k`), and Cosmoguard its default 2 connection workers (one per CPU) with an audit log file.
+The minimal hyper pass-through (`cosmoguard-bench passthrough`, 2 Tokio threads) forwards
+HTTP/1.1 over a pool of kept-alive upstream connections and does nothing else, so its CPU per
+request is what hyper, Tokio and the sockets cost a proxy built on them before any work of its
+own. It has no TLS or HTTP/2 rows.
 
 {table}
 

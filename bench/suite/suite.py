@@ -25,6 +25,8 @@ BASE_HEADERS = [f"x-ms-documentdb-partitionkey: {loads.PARTITION_KEY}", "x-ms-ve
 SETUPS = [
     {"name": "direct", "label": "Direct to the backend", "kind": "direct"},
     {"name": "nginx", "label": "nginx, plain reverse proxy", "kind": "nginx"},
+    # The floor of any proxy built on hyper, which forwards HTTP/1.1 over a kept-alive pool and does no other work.
+    {"name": "passthrough", "label": "Minimal hyper pass-through (no auth)", "kind": "passthrough"},
     {"name": "cg-cached", "label": "Cosmoguard: cached token, 100 rules, key signing", "kind": "cg", "rules": 100},
     {"name": "cg-1000", "label": "Cosmoguard: cached token, 1,000 rules", "kind": "cg", "rules": 1000},
     {"name": "cg-cold-rs256", "label": "Cosmoguard: new RS256 token every request", "kind": "cg", "rules": 100, "token": "rs256"},
@@ -45,7 +47,7 @@ SETUPS = [
 BASELINE_SETUP = {"name": "cg-baseline", "label": "Cosmoguard baseline build: cached token, 100 rules, key signing",
                   "kind": "cg", "rules": 100, "baseline": True}
 
-SWEEP_SETUPS = ["direct", "nginx", "cg-cached", "cg-1000"]
+SWEEP_SETUPS = ["direct", "nginx", "passthrough", "cg-cached", "cg-1000"]
 
 
 # The wait before the second RSS reading with idle connections open.
@@ -81,8 +83,11 @@ class Suite:
         idp = [self.bin, "--threads", "1", "idp", "--address", f"127.0.0.1:{configs.IDP_PORT}",
                "--rsa-key", f"{work}/rsa.pem", "--ec-key", f"{work}/ec.pem", "--identity-header", configs.IDENTITY_HEADER]
         self.idp = self.processes.start("idp", idp, f"{work}/idp.log")
+        passthrough = [self.bin, "--threads", "2", "passthrough", "--address", f"127.0.0.1:{configs.PASSTHROUGH_PORT}",
+                       "--upstream", f"127.0.0.1:{configs.BACKEND_PORT}"]
+        self.passthrough = self.processes.start("passthrough", passthrough, f"{work}/passthrough.log")
         for port, process in [(configs.BACKEND_PORT, self.backend), (configs.BACKEND_TLS_PORT, self.tls_backend),
-                              (configs.IDP_PORT, self.idp)]:
+                              (configs.IDP_PORT, self.idp), (configs.PASSTHROUGH_PORT, self.passthrough)]:
             if not wait_port("127.0.0.1", port, 10, process):
                 raise RuntimeError(f"a bench server did not start on port {port}; see {work}/*.log")
         self.start_nginx()
@@ -131,6 +136,9 @@ class Suite:
             port = configs.BACKEND_TLS_PORT if tls else configs.BACKEND_PORT
         elif setup["kind"] == "nginx":
             port = configs.NGINX_TLS_PORT if tls else (configs.NGINX_H2_PORT if setup.get("http2") else configs.NGINX_PORT)
+        elif setup["kind"] == "passthrough":
+            # Only HTTP/1.1 without TLS, because the pass-through has no TLS or HTTP/2 listener.
+            port = configs.PASSTHROUGH_PORT
         else:
             port = configs.PROXY_PORT
         return port, ("https" if tls else "http")
@@ -188,6 +196,8 @@ class Suite:
             return [(self.tls_backend if setup.get("tls") else self.backend).pid]
         if setup["kind"] == "nginx":
             return self.nginx_pids()
+        if setup["kind"] == "passthrough":
+            return [self.passthrough.pid]
         return [proxy.pid]
 
     def run_trial(self, setup, round_index):
