@@ -120,6 +120,55 @@ def test_authorization_never_forwarded(hostile_proxy, certs, token, watch):
     assert forwarded[0]["jwt_locations"] == []
 
 
+# Headers the Connection header names
+
+
+QUERY_HEADERS = [("Content-Type", "application/query+json"), ("x-ms-documentdb-isquery", "True")]
+
+
+@pytest.mark.parametrize(
+    "listed, operation",
+    [
+        ("content-type, x-ms-documentdb-isquery", "create_item"),
+        ("x-ms-documentdb-isquery", "query_items"),
+        ("Content-Type", "query_items"),
+    ],
+)
+def test_connection_cannot_strip_decided_headers(hostile_proxy, certs, token, watch, listed, operation):
+    """A header the Connection header names is hop-by-hop and never reaches the account. It
+    is dropped before the request is classified, so the request is decided as what the
+    account receives: without both query headers a POST is a create, and with either one
+    it is a query, forwarded with both."""
+    observed = watch(hostile_proxy)
+    headers = [*base_headers(token), *QUERY_HEADERS, ("x-ms-documentdb-partitionkey", '["p"]'),
+               ("Connection", f"close, {listed}")]
+    body = b'{"query": "SELECT * FROM c", "id": "made-by-a-query", "pk": "p"}'
+    request = build_request("POST", f"{ALLOWED_PATH}/docs", host_of(hostile_proxy.url), headers, body)
+    responses = raw(hostile_proxy, certs, request)
+
+    assert responses, "no response"
+    line = observed.audit(lambda line: line.get("path") == f"{ALLOWED_PATH}/docs")[-1]
+    assert line["operation"] == operation, line
+    forwarded = observed.wait_forwarded(1)
+    assert len(forwarded) == 1, forwarded
+    sent = forwarded[0]["headers"]
+    if operation == "query_items":
+        assert sent.get("x-ms-documentdb-isquery") == "True", sent
+        assert sent.get("content-type") == "application/query+json", sent
+    else:
+        assert "x-ms-documentdb-isquery" not in sent, sent
+        assert sent.get("content-type") != "application/query+json", sent
+
+
+def test_connection_naming_authorization_leaves_no_token(any_proxy, certs, token, watch):
+    observed = watch(any_proxy)
+    headers = [*base_headers(token), ("Connection", "close, authorization")]
+    responses = raw(any_proxy, certs, build_request("GET", ALLOWED_PATH, host_of(any_proxy.url), headers))
+
+    assert_cosmos_error(responses[0].status, responses[0].body, 401)
+    observed.assert_nothing_forwarded()
+
+
 # CR, LF and NUL in header lines
 
 

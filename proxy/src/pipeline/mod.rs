@@ -141,6 +141,11 @@ impl Proxy {
         finish: &mut Finish,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         check_header_size(&parts.headers, &parts.uri, self.limits.max_header_bytes)?;
+        // Hop-by-hop headers, and any header the `Connection` header names, end at the
+        // proxy. They go before anything reads the headers, so the decision is made on the
+        // headers the account will get: otherwise a caller could have the proxy drop a
+        // header that decided the operation (a query flag, a page size) after the decision.
+        crate::upstream::remove_hop_by_hop(&mut parts.headers);
 
         let classified = if parts.uri.query().is_some() {
             // The path alone is classified and the query would travel upstream unchecked.

@@ -21,7 +21,7 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 pub(super) static X_MS_DATE: HeaderName = HeaderName::from_static("x-ms-date");
 
 /// Removes hop-by-hop headers, including those the `Connection` header lists.
-fn remove_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
     // Most messages carry none, and one pass over their names costs less than a lookup
     // of each hop-by-hop name.
     if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {

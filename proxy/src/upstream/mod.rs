@@ -7,6 +7,8 @@
 mod client;
 pub mod credential;
 mod headers;
+
+pub(crate) use headers::remove_hop_by_hop;
 mod pool;
 pub mod signing;
 
