@@ -127,8 +127,10 @@ pub struct AuditRecord {
     pub activity_id: Option<String>,
     pub duration_ms: f64,
     pub upstream_duration_ms: Option<f64>,
+    /// The request method, or none when the HTTP layer could not parse the request; the
+    /// line then has `""`.
     #[serde(serialize_with = "serialize_method")]
-    pub method: Method,
+    pub method: Option<Method>,
     pub path: String,
     /// The caller's address and port, formatted once per connection.
     #[serde(serialize_with = "serialize_shared_text")]
@@ -173,7 +175,7 @@ impl Default for AuditRecord {
             activity_id: None,
             duration_ms: 0.0,
             upstream_duration_ms: None,
-            method: Method::GET,
+            method: None,
             path: String::new(),
             client_address: None,
             completed: false,
@@ -190,8 +192,11 @@ fn serialize_time<S: Serializer>(time: &SystemTime, serializer: S) -> Result<S::
     serializer.collect_str(&humantime::format_rfc3339_millis(*time))
 }
 
-fn serialize_method<S: Serializer>(method: &Method, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(method.as_str())
+fn serialize_method<S: Serializer>(
+    method: &Option<Method>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(method.as_ref().map_or("", Method::as_str))
 }
 
 fn serialize_shared_text<S: Serializer>(
@@ -475,7 +480,7 @@ mod tests {
             time: SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_735_689_600),
             decision: "allow",
             status: 200,
-            method: Method::GET,
+            method: Some(Method::GET),
             path,
             ..AuditRecord::default()
         }
@@ -493,7 +498,7 @@ mod tests {
             time: SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_735_689_600_123),
             principal: Some(AuditPrincipal::new(Arc::new(principal))),
             operation: Some("read_item"),
-            method: Method::from_bytes(b"PURGE").unwrap(),
+            method: Some(Method::from_bytes(b"PURGE").unwrap()),
             client_address: Some("127.0.0.1:50000".into()),
             ..record_with_path("/dbs/d".to_owned())
         };
@@ -509,6 +514,7 @@ mod tests {
         let unnamed = AuditRecord::default();
         let line: serde_json::Value = serde_json::to_value(&unnamed).unwrap();
         assert_eq!(line["time"], "1970-01-01T00:00:00.000Z");
+        assert_eq!(line["method"], "");
         assert!(line["client_address"].is_null());
         assert!(line["principal"].is_null());
     }

@@ -88,7 +88,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            cosmoguard::cli::write_stderr(format_args!("error: {error:#}"));
             ExitCode::FAILURE
         }
     }

@@ -109,6 +109,9 @@ def test_huge_header_rejected_by_http_layer(proxy, certs, token_for, double):
     )
     assert lines, "no audit line for the request with a 1 MiB header"
     assert lines[-1]["decision"] == "invalid", lines[-1]
+    # Neither the method nor the path was parsed, so the record claims neither.
+    assert lines[-1]["method"] == "", lines[-1]
+    assert lines[-1]["path"] == "", lines[-1]
     assert double.records()[double_start:] == []
     assert_still_serving(proxy, certs, token)
 

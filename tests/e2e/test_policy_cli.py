@@ -146,6 +146,23 @@ def test_check_output_closed_early_keeps_failure(tmp_path):
     assert "policy.toml: 1 error" in result.stderr
 
 
+def test_check_failure_with_both_streams_closed_keeps_status(tmp_path):
+    """A failed check still exits 1, not with a panic, when standard error is a closed pipe
+    too, as with `2>&1 | head`."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text(ZONED_POLICY.replace("Asia/Tokyo", "Asia/Tokio"), encoding="utf-8")
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [str(require_binary()), "policy", "check", str(policy)],
+            stdout=write_end, stderr=write_end, timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert result.returncode == 1
+
+
 def test_import_azure_output_closed_early_exits_cleanly():
     examples = REPO_DIR / "policy" / "examples" / "azure"
     result = run_into_closed_pipe(

@@ -92,7 +92,7 @@ pub fn sign(arguments: &SignArgs) -> anyhow::Result<()> {
     );
     write_stdout(|out| writeln!(out, "{header}"))?;
     if arguments.date.is_none() {
-        eprintln!("x-ms-date: {date}");
+        write_stderr(format_args!("x-ms-date: {date}"));
     }
     Ok(())
 }
@@ -104,6 +104,13 @@ pub(crate) fn write_stdout(
     write: impl FnOnce(&mut io::StdoutLock<'static>) -> io::Result<()>,
 ) -> anyhow::Result<()> {
     write_ignoring_broken_pipe(&mut io::stdout().lock(), write)
+}
+
+/// Writes one line to standard error. A failed write is dropped: standard error is where
+/// failures are reported, so there is nowhere left to report one, and `eprintln!` would
+/// panic on a closed pipe instead.
+pub fn write_stderr(line: impl std::fmt::Display) {
+    let _ = writeln!(io::stderr().lock(), "{line}");
 }
 
 fn write_ignoring_broken_pipe<W: Write>(

@@ -8,7 +8,7 @@ use anyhow::{Context as _, bail};
 use cosmoguard_policy::{Context, Effect, Explanation, OperationKind, Policy};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
-use super::write_stdout;
+use super::{write_stderr, write_stdout};
 use crate::classify;
 use crate::identity::{ClaimMapping, principal_from_claims};
 
@@ -113,17 +113,28 @@ fn check(file: &Path, deny_warnings: bool) -> anyhow::Result<()> {
         );
     }
     if deny_warnings && !report.warnings.is_empty() {
-        bail!("{}: {} warnings", file.display(), report.warnings.len());
+        bail!(
+            "{}: {}",
+            file.display(),
+            warning_count(report.warnings.len())
+        );
     }
     let rules = report.policy.as_ref().map_or(0, Policy::rule_count);
     write_stdout(|out| {
         writeln!(
             out,
-            "{}: OK ({rules} rules, {} warnings)",
+            "{}: OK ({rules} rules, {})",
             file.display(),
-            report.warnings.len()
+            warning_count(report.warnings.len())
         )
     })
+}
+
+fn warning_count(count: usize) -> String {
+    format!(
+        "{count} {}",
+        if count == 1 { "warning" } else { "warnings" }
+    )
 }
 
 fn explain(arguments: &ExplainArgs) -> anyhow::Result<()> {
@@ -148,9 +159,9 @@ fn explain(arguments: &ExplainArgs) -> anyhow::Result<()> {
     } else if classified.request.operation.kind == OperationKind::Batch {
         bail!("a batch request needs --body with the batch operations");
     } else if classified.needs_body() {
-        eprintln!(
+        write_stderr(
             "note: without --body the decision is made on the feed; the proxy decides a create or \
-             upsert on the id in its body"
+             upsert on the id in its body",
         );
     }
     let context = Context {
@@ -255,7 +266,7 @@ fn import_azure(definitions: &Path, assignments: &Path) -> anyhow::Result<()> {
         &read(assignments, "role assignments")?,
     )?;
     for warning in &imported.warnings {
-        eprintln!("warning: {warning}");
+        write_stderr(format_args!("warning: {warning}"));
     }
     write_stdout(|out| write!(out, "{}", imported.policy))
 }

@@ -333,6 +333,37 @@ fn rejects_empty_file_paths() {
 }
 
 #[test]
+fn rejects_empty_audit_file_and_variable_names() {
+    let (_directory, path) = fixture();
+    let cases = [
+        (
+            format!("{VALID}\n[audit]\nfile = \"\"\n"),
+            "audit.file: the path is empty",
+        ),
+        (
+            VALID.replace("key_file = \"account.key\"", "key_env = \"\""),
+            "upstream.credential.key_env: the variable name is empty",
+        ),
+        (
+            VALID.replace(
+                "key_file = \"account.key\"",
+                "key_file = \"account.key\"\nsecondary_key_env = \" \"",
+            ),
+            "upstream.credential.secondary_key_env: the variable name is empty",
+        ),
+    ];
+    for (text, expected) in cases {
+        for require_files in [true, false] {
+            let options = CheckOptions { require_files };
+            let errors = Config::parse_with(&text, &path, options).unwrap_err();
+            let report = errors.to_string();
+            assert_eq!(errors.0.len(), 1, "{report}");
+            assert!(errors.0[0].message.starts_with(expected), "{report}");
+        }
+    }
+}
+
+#[test]
 fn rejects_empty_telemetry_tls_path() {
     for key in ["ca_file", "client_certificate_file", "client_key_file"] {
         let text = format!(

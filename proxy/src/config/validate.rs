@@ -322,7 +322,13 @@ fn check_rest(checker: &mut Checker<'_>) {
     checker.require_file("policy.file", &policy_file);
 
     let audit_file = &checker.config.audit.file;
-    if audit_file != "-" && checker.options.require_files {
+    if audit_file.trim().is_empty() {
+        checker.error_at(
+            None,
+            "audit.file: the path is empty; set it to `-` for standard output or to a file path"
+                .to_owned(),
+        );
+    } else if audit_file != "-" && checker.options.require_files {
         let resolved = checker.config.resolve(Path::new(audit_file));
         let directory = resolved.parent().map(Path::to_path_buf).unwrap_or_default();
         if !directory.as_os_str().is_empty() && !directory.is_dir() {

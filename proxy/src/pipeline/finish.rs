@@ -52,7 +52,7 @@ impl Finish {
         let record = AuditRecord {
             time: started_at,
             trace_id: span.as_ref().map(RequestSpan::trace_id),
-            method: request.method().clone(),
+            method: Some(request.method().clone()),
             path: request.uri().path().to_owned(),
             client_address: client.map(|client| Arc::clone(&client.text)),
             status: CLIENT_CLOSED_REQUEST,

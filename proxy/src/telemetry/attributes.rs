@@ -17,7 +17,7 @@ pub(crate) const DB_SYSTEM: &str = "azure.cosmosdb";
 /// for a request that could not be classified.
 pub(crate) fn span_name(record: &AuditRecord) -> String {
     let Some(operation) = record.operation else {
-        return record.method.to_string();
+        return method_text(record).to_owned();
     };
     match (&record.database, &record.container) {
         (Some(database), Some(container)) => format!("{operation} {database}.{container}"),
@@ -26,11 +26,15 @@ pub(crate) fn span_name(record: &AuditRecord) -> String {
     }
 }
 
+fn method_text(record: &AuditRecord) -> &str {
+    record.method.as_ref().map_or("", http::Method::as_str)
+}
+
 /// Returns the attributes known once the response has ended.
 pub(crate) fn span_attributes(record: &AuditRecord) -> Vec<KeyValue> {
     let mut attributes = vec![
         KeyValue::new("db.system.name", DB_SYSTEM),
-        KeyValue::new("http.request.method", record.method.to_string()),
+        KeyValue::new("http.request.method", method_text(record).to_owned()),
         KeyValue::new("url.path", record.path.clone()),
         KeyValue::new("http.response.status_code", i64::from(record.status)),
         KeyValue::new("cosmoguard.decision", record.decision),

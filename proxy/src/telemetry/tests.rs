@@ -76,7 +76,7 @@ fn allowed_record() -> AuditRecord {
         request_charge: Some(1.25),
         activity_id: Some("a1b2".to_owned()),
         upstream_duration_ms: Some(3.5),
-        method: http::Method::GET,
+        method: Some(http::Method::GET),
         path: "/dbs/shop/colls/orders/docs/o-1".to_owned(),
         client_address: Some("127.0.0.1:50000".into()),
         completed: true,
@@ -171,7 +171,7 @@ fn client_error_leaves_status_unset() {
 #[test]
 fn unclassified_request_is_named_by_method() {
     let record = AuditRecord {
-        method: http::Method::POST,
+        method: Some(http::Method::POST),
         status: 401,
         decision: "unauthenticated",
         ..AuditRecord::default()

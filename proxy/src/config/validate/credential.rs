@@ -137,7 +137,7 @@ fn reject_foreign_fields(
 fn check_key(checker: &mut Checker<'_>, credential: &CredentialConfig, kind_span: Range<usize>) {
     match (&credential.key_file, &credential.key_env) {
         (Some(file), None) => require_key_file(checker, "upstream.credential.key_file", file),
-        (None, Some(_)) => {}
+        (None, Some(name)) => require_variable_name(checker, "upstream.credential.key_env", name),
         (Some(file), Some(_)) => checker.error_at(
             Some(file.span()),
             "upstream.credential: key_file and key_env exclude each other; keep one".to_owned(),
@@ -154,13 +154,30 @@ fn check_key(checker: &mut Checker<'_>, credential: &CredentialConfig, kind_span
         (Some(file), None) => {
             require_key_file(checker, "upstream.credential.secondary_key_file", file);
         }
+        (None, Some(name)) => {
+            require_variable_name(checker, "upstream.credential.secondary_key_env", name);
+        }
         (Some(file), Some(_)) => checker.error_at(
             Some(file.span()),
             "upstream.credential: secondary_key_file and secondary_key_env exclude each other; \
              keep one"
                 .to_owned(),
         ),
-        (None, _) => {}
+        (None, None) => {}
+    }
+}
+
+/// Requires a non-empty environment variable name: an empty one can never be set, and
+/// `serve` would report a variable without a name.
+fn require_variable_name(checker: &mut Checker<'_>, key: &str, name: &Spanned<String>) {
+    if name.get_ref().trim().is_empty() {
+        checker.error_at(
+            Some(name.span()),
+            format!(
+                "{key}: the variable name is empty; set it to the name of the environment \
+                 variable that holds the secret"
+            ),
+        );
     }
 }
 
@@ -243,7 +260,9 @@ fn check_client_secret(
         &credential.client_secret_env,
     ) {
         (Some(file), None) => checker.require_file("upstream.credential.client_secret_file", file),
-        (None, Some(_)) => {}
+        (None, Some(name)) => {
+            require_variable_name(checker, "upstream.credential.client_secret_env", name);
+        }
         (Some(file), Some(_)) => checker.error_at(
             Some(file.span()),
             "upstream.credential: client_secret_file and client_secret_env exclude each other; \
