@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use anyhow::Context as _;
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderName};
+use cosmoguard::upstream::remove_hop_by_hop;
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
@@ -27,17 +27,6 @@ use crate::backend::accept_each;
 
 /// Response body of the pass-through: the upstream's body, or an empty one on a 502.
 pub type PassthroughBody = Either<Incoming, Empty<Bytes>>;
-
-/// Headers that describe one connection, never the message (RFC 9110, section 7.6.1).
-const HOP_BY_HOP: [HeaderName; 7] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-];
 
 /// Maximum number of upstream connections the pool keeps: the bound of `keepalive 256` in
 /// the suite's nginx configuration, which nginx applies per worker.
@@ -185,20 +174,6 @@ impl Pool {
             senders.remove(0);
         }
         senders.push(sender);
-    }
-}
-
-/// Removes the hop-by-hop headers, including those the `Connection` header lists.
-fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    let listed: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in listed.iter().chain(HOP_BY_HOP.iter()) {
-        headers.remove(name);
     }
 }
 

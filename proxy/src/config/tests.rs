@@ -306,6 +306,22 @@ fn rejects_telemetry_ca_file_without_certificate() {
     assert!(Config::parse_with(&text, &path, unchecked).is_ok());
 }
 
+/// Checks that `text` fails with exactly one error starting with `expected`, at `line` when
+/// given, whether or not files are checked.
+fn assert_single_error(text: &str, expected: &str, line: Option<usize>) {
+    let (_directory, path) = fixture();
+    for require_files in [true, false] {
+        let options = CheckOptions { require_files };
+        let errors = Config::parse_with(text, &path, options).unwrap_err();
+        let report = errors.to_string();
+        assert_eq!(errors.0.len(), 1, "{report}");
+        assert!(errors.0[0].message.starts_with(expected), "{report}");
+        if let Some(line) = line {
+            assert_eq!(errors.0[0].line, line, "{report}");
+        }
+    }
+}
+
 #[test]
 fn rejects_empty_file_paths() {
     for (key, line) in [
@@ -317,24 +333,28 @@ fn rejects_empty_file_paths() {
         let emptied = format!("{} = \"\"", line.split(' ').next().unwrap());
         let text = VALID.replace(line, &emptied);
         let line_number = text.lines().position(|text| text == emptied).unwrap() + 1;
-        let (_directory, path) = fixture();
-        for require_files in [true, false] {
-            let options = CheckOptions { require_files };
-            let errors = Config::parse_with(&text, &path, options).unwrap_err();
-            let report = errors.to_string();
-            assert_eq!(errors.0.len(), 1, "{report}");
-            assert_eq!(errors.0[0].line, line_number, "{report}");
-            assert_eq!(
-                errors.0[0].message,
-                format!("{key}: the path is empty; set it to the path of a file"),
-            );
-        }
+        let expected = format!(
+            "{key}: the path is empty; set it to the path of a file, or remove {key} if it is \
+             optional"
+        );
+        assert_single_error(&text, &expected, Some(line_number));
+    }
+}
+
+#[test]
+fn rejects_empty_telemetry_tls_path() {
+    for key in ["ca_file", "client_certificate_file", "client_key_file"] {
+        let text = format!(
+            "{VALID}\n[telemetry]\nendpoint = \"https://collector.example:4317\"\n{key} = \"\"\n"
+        );
+        let line = text.lines().count();
+        let expected = format!("telemetry.{key}: the path is empty; set it to the path of a file");
+        assert_single_error(&text, &expected, Some(line));
     }
 }
 
 #[test]
 fn rejects_empty_audit_file_and_variable_names() {
-    let (_directory, path) = fixture();
     let cases = [
         (
             format!("{VALID}\n[audit]\nfile = \"\"\n"),
@@ -353,41 +373,6 @@ fn rejects_empty_audit_file_and_variable_names() {
         ),
     ];
     for (text, expected) in cases {
-        for require_files in [true, false] {
-            let options = CheckOptions { require_files };
-            let errors = Config::parse_with(&text, &path, options).unwrap_err();
-            let report = errors.to_string();
-            assert_eq!(errors.0.len(), 1, "{report}");
-            assert!(errors.0[0].message.starts_with(expected), "{report}");
-        }
-    }
-}
-
-#[test]
-fn rejects_empty_telemetry_tls_path() {
-    for key in ["ca_file", "client_certificate_file", "client_key_file"] {
-        let text = format!(
-            "{VALID}\n[telemetry]\nendpoint = \"https://collector.example:4317\"\n{key} = \"\"\n"
-        );
-        let line = text.lines().count();
-        let (_directory, path) = fixture();
-        for require_files in [true, false] {
-            let options = CheckOptions { require_files };
-            let errors = Config::parse_with(&text, &path, options).unwrap_err();
-            let report = errors.to_string();
-            assert_eq!(errors.0.len(), 1, "{report}");
-            let error = &errors.0[0];
-            assert_eq!(error.line, line, "{report}");
-            assert!(
-                error
-                    .message
-                    .starts_with(&format!("telemetry.{key}: the path is empty")),
-                "{report}"
-            );
-            assert!(
-                error.message.contains(&format!("remove telemetry.{key}")),
-                "{report}"
-            );
-        }
+        assert_single_error(&text, expected, None);
     }
 }

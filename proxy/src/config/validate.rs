@@ -133,14 +133,25 @@ impl Checker<'_> {
         });
     }
 
-    fn require_file(&mut self, key: &str, path: &Spanned<PathBuf>) {
-        // An empty path resolves to the configuration's own directory, so the message
-        // would name a directory the operator never wrote.
-        if path.get_ref().to_string_lossy().trim().is_empty() {
+    /// Reports an empty or blank path and returns whether it was one. An empty path
+    /// resolves to the configuration's own directory, so any later message would name a
+    /// directory the operator never wrote.
+    fn reject_empty_path(&mut self, key: &str, path: &Spanned<PathBuf>) -> bool {
+        let empty = path.get_ref().to_string_lossy().trim().is_empty();
+        if empty {
             self.error_at(
                 Some(path.span()),
-                format!("{key}: the path is empty; set it to the path of a file"),
+                format!(
+                    "{key}: the path is empty; set it to the path of a file, or remove {key} \
+                     if it is optional"
+                ),
             );
+        }
+        empty
+    }
+
+    fn require_file(&mut self, key: &str, path: &Spanned<PathBuf>) {
+        if self.reject_empty_path(key, path) {
             return;
         }
         if !self.options.require_files {
@@ -356,8 +367,6 @@ fn check_telemetry_tls(checker: &mut Checker<'_>) {
     let Some(telemetry) = &checker.config.telemetry else {
         return;
     };
-    // An empty path resolves to the configuration's own directory, so reading it would fail
-    // with a message about a path that the configuration does not name.
     if report_empty_tls_paths(checker, telemetry) {
         return;
     }
@@ -392,15 +401,7 @@ fn report_empty_tls_paths(checker: &mut Checker<'_>, telemetry: &TelemetryConfig
         let Some(path) = path else {
             continue;
         };
-        if path.get_ref().to_string_lossy().trim().is_empty() {
-            checker.error_at(
-                Some(path.span()),
-                format!(
-                    "{key}: the path is empty; remove {key}, or set it to the path of a PEM file"
-                ),
-            );
-            found_empty = true;
-        }
+        found_empty |= checker.reject_empty_path(key, path);
     }
     found_empty
 }

@@ -142,9 +142,9 @@ impl Proxy {
     ) -> Result<Response<ProxyBody>, ProxyError> {
         check_header_size(&parts.headers, &parts.uri, self.limits.max_header_bytes)?;
         // Hop-by-hop headers, and any header the `Connection` header names, end at the
-        // proxy. They go before anything reads the headers, so the decision is made on the
-        // headers the account will get: otherwise a caller could have the proxy drop a
-        // header that decided the operation (a query flag, a page size) after the decision.
+        // proxy. Removing them before anything reads the headers means the decision is made
+        // on the headers the account gets. A caller then cannot have a header that decided
+        // the operation (a query flag, a page size) dropped after the decision.
         crate::upstream::remove_hop_by_hop(&mut parts.headers);
 
         let classified = if parts.uri.query().is_some() {

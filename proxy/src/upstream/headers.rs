@@ -20,8 +20,9 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 /// The date the signature covers, which the proxy sets afresh.
 pub(super) static X_MS_DATE: HeaderName = HeaderName::from_static("x-ms-date");
 
-/// Removes hop-by-hop headers, including those the `Connection` header lists.
-pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
+/// Removes hop-by-hop headers, including those the `Connection` header lists. The pipeline
+/// calls it on each request as it arrives, before anything reads the headers.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     // Most messages carry none, and one pass over their names costs less than a lookup
     // of each hop-by-hop name.
     if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
@@ -39,10 +40,10 @@ pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Prepares the caller's headers for the account: drops hop-by-hop headers, the caller's
-/// `Authorization` and dates (the proxy signs afresh), and points `Host` at the account.
+/// Prepares the caller's headers for the account: drops the caller's `Authorization` and
+/// dates (the proxy signs afresh), and points `Host` at the account. The hop-by-hop headers
+/// are already gone, because the pipeline removes them on arrival.
 pub(super) fn prepare_request_headers(headers: &mut HeaderMap, host: Option<&HeaderValue>) {
-    remove_hop_by_hop(headers);
     headers.remove(header::AUTHORIZATION);
     headers.remove(header::DATE);
     headers.remove(&X_MS_DATE);
@@ -99,6 +100,7 @@ mod tests {
 
         let endpoint = Url::parse("https://account.example:8081/").unwrap();
         let host = host_header(&endpoint);
+        remove_hop_by_hop(&mut headers);
         prepare_request_headers(&mut headers, host.as_ref());
 
         assert!(headers.get(header::AUTHORIZATION).is_none());

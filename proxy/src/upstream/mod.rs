@@ -8,7 +8,7 @@ mod client;
 pub mod credential;
 mod headers;
 
-pub(crate) use headers::remove_hop_by_hop;
+pub use headers::remove_hop_by_hop;
 mod pool;
 pub mod signing;
 
@@ -84,7 +84,8 @@ impl Upstream {
     }
 
     /// Sends a request to the account with the caller's credentials replaced by the
-    /// proxy's, and returns the response once its headers arrive. A response that rejects
+    /// proxy's, and returns the response once its headers arrive. The request's hop-by-hop
+    /// headers must already be removed ([`remove_hop_by_hop`]). A response that rejects
     /// the proxy's credential triggers one credential refresh; it still goes to the caller.
     pub async fn send(
         &self,
